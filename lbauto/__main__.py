@@ -1,0 +1,3 @@
+from lbauto.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""The lbauto exception tree.
+
+    LbautoError                  root: the CLI prints ``str(err)`` on one line and exits 1
+    ├── InventoryError           inventory files are missing or invalid (carries every problem)
+    ├── StateError               an observed-state file or live observation is unusable
+    ├── RenderError              a template is missing or failed for a platform
+    ├── PushError                a router push, verification or rollback failed
+    ├── AgentError               an agent API call failed (HTTP error, auth, conflict, timeout)
+    ├── TransitionError          a transition step failed (names VIP, step, device, cause)
+    └── LabError                 the namespace lab could not be built, used or removed
+
+Vendor and library exceptions are caught where lbauto calls them, cleaned up after, and
+re-raised as one of these with a message a network engineer understands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class LbautoError(Exception):
+    """Root of all errors lbauto raises on purpose."""
+
+
+class InventoryError(LbautoError):
+    """Invalid inventory. ``problems`` holds one line per problem, each naming file and entry."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems) if self.problems else "invalid inventory")
+
+
+class StateError(LbautoError):
+    """Observed state cannot be read or parsed."""
+
+
+class RenderError(LbautoError):
+    """Rendering router configuration failed."""
+
+
+class PushError(LbautoError):
+    """A router push, verification or rollback failed."""
+
+    def __init__(self, message: str, router: str | None = None) -> None:
+        self.router = router
+        super().__init__(f"{router}: {message}" if router else message)
+
+
+class AgentError(LbautoError):
+    """An agent API call failed."""
+
+    def __init__(self, message: str, agent: str | None = None, status: int | None = None) -> None:
+        self.agent = agent
+        self.status = status
+        super().__init__(f"agent {agent}: {message}" if agent else message)
+
+
+class ConflictError(AgentError):
+    """The agent's generation did not match (HTTP 412): someone else changed the VIP."""
+
+
+class TransitionError(LbautoError):
+    """A transition step failed; the VIP was returned to its previous consistent state."""
+
+    def __init__(self, vip: str, step: str, device: str, cause: str) -> None:
+        self.vip, self.step, self.device, self.cause = vip, step, device, cause
+        super().__init__(f"VIP {vip}: step {step} failed on {device}: {cause}")
+
+
+class LabError(LbautoError):
+    """The namespace lab could not be built, used or removed."""

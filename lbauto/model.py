@@ -1,0 +1,241 @@
+"""Typed values shared by every part of lbauto.
+
+Everything here is immutable and already validated: addresses are ``ipaddress`` objects, names
+passed the injection checks in :mod:`lbauto.inventory`. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeAlias
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_TAG = 4242
+DEFAULT_LB_DISTANCE = 200
+DEFAULT_BYPASS_DISTANCE = 1
+#: FRR names its policy objects after this prefix; other platforms use it too.
+POLICY_PREFIX = "LBAUTO"
+
+
+class Mode(StrEnum):
+    """How a VIP's traffic flows (DESIGN section 2)."""
+
+    MULTI = "multi"  # through the LB, flow tracking on
+    SINGLE = "single"  # router bypass to its one DIP, flow tracking off
+    EMPTY = "empty"  # no DIPs: traffic reaches the LB, which rejects it
+
+
+class Method(StrEnum):
+    """How a router implements the bypass."""
+
+    STATIC = "static"
+    PBR = "pbr"
+
+
+class BypassPolicy(StrEnum):
+    AUTO = "auto"  # a single-DIP VIP gets a router bypass
+    NEVER = "never"  # keep a single-DIP VIP on the LB
+
+
+class Platform(StrEnum):
+    FRR = "frr"
+    EOS = "eos"
+    IOS = "ios"
+    NXOS = "nxos"
+    JUNOS = "junos"
+
+
+def host_prefix(address: IPAddress) -> IPNetwork:
+    """The /32 or /128 route prefix of a VIP."""
+    return ipaddress.ip_network(address)
+
+
+def addr_key(address: IPAddress) -> tuple[int, int]:
+    """Sort key that orders IPv4 before IPv6 and numerically within a family."""
+    return (address.version, int(address))
+
+
+# --------------------------------------------------------------------------- inventory (desired)
+
+
+@dataclass(frozen=True)
+class Vip:
+    """A VIP as the inventory wants it."""
+
+    name: str
+    address: IPAddress
+    dips: tuple[IPAddress, ...]
+    bypass: BypassPolicy = BypassPolicy.AUTO
+    method: Method | None = None  # overrides the router's method for this VIP
+
+    @property
+    def mode(self) -> Mode:
+        """The desired mode: single only for one DIP with ``bypass: auto``."""
+        if not self.dips:
+            return Mode.EMPTY
+        if len(self.dips) == 1 and self.bypass is BypassPolicy.AUTO:
+            return Mode.SINGLE
+        return Mode.MULTI
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An LB agent: its control API and its data-plane next hops."""
+
+    name: str
+    api: str
+    address: ipaddress.IPv4Address | None  # IPv4 next hop for LB routes
+    address6: ipaddress.IPv6Address | None = None  # IPv6 next hop for IPv6 VIPs
+    token_env: str | None = None
+    token_file: Path | None = None
+    ca_file: Path | None = None
+
+    def next_hop(self, version: int) -> IPAddress | None:
+        return self.address if version == 4 else self.address6
+
+
+@dataclass(frozen=True)
+class Router:
+    """A router whose lbauto-owned slice of config we render and push."""
+
+    name: str
+    hostname: str
+    platform: Platform
+    method: Method = Method.STATIC
+    ingress: tuple[str, ...] = ()
+    tag: int = DEFAULT_TAG
+    lb_distance: int = DEFAULT_LB_DISTANCE
+    bypass_distance: int = DEFAULT_BYPASS_DISTANCE
+    port: int | None = None
+    username: str | None = None
+    #: Name of the environment variable that holds the password (never the password itself).
+    password_env: str | None = None
+    #: Driver-specific NAPALM optional_args (key_file, pathspace, transport, netns, ...).
+    optional_args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A whole validated inventory directory."""
+
+    path: Path
+    routers: tuple[Router, ...]
+    agents: tuple[Agent, ...]
+    vips: tuple[Vip, ...]
+    #: Optional directory of per-platform template overrides (``<dir>/<platform>/*.j2``).
+    template_dir: Path | None = None
+    #: Where journal, lock and lab state live for this inventory.
+    state_dir: Path | None = None
+
+    def router(self, name: str) -> Router:
+        for r in self.routers:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def vip_by_address(self) -> dict[IPAddress, Vip]:
+        return {v.address: v for v in self.vips}
+
+
+# ------------------------------------------------------------------ router-owned config objects
+
+
+@dataclass(frozen=True, order=True)
+class StaticRoute:
+    """An lbauto-owned static route (LB route or static bypass), found again by its tag."""
+
+    prefix: IPNetwork
+    next_hop: IPAddress
+    distance: int
+    tag: int
+
+    @property
+    def kind(self) -> str:
+        return "static"
+
+
+@dataclass(frozen=True, order=True)
+class PbrRule:
+    """One entry of the router's LBAUTO policy: traffic to ``prefix`` goes to ``next_hop``.
+
+    ``seq`` is stable for the life of the rule: the planner keeps an observed rule's seq and
+    gives new rules the lowest free one, so adding a VIP never renumbers the others.
+    """
+
+    seq: int
+    prefix: IPNetwork
+    next_hop: IPAddress
+
+    @property
+    def kind(self) -> str:
+        return "pbr"
+
+
+@dataclass(frozen=True, order=True)
+class PbrBinding:
+    """The LBAUTO policy applied to an ingress interface (exists while any PbrRule exists)."""
+
+    interface: str
+    version: int = 4  # some platforms bind IPv4 and IPv6 policies separately
+
+    @property
+    def kind(self) -> str:
+        return "binding"
+
+
+OwnedObject: TypeAlias = StaticRoute | PbrRule | PbrBinding
+
+
+# ------------------------------------------------------------------------------ observed state
+
+
+@dataclass(frozen=True)
+class Transit:
+    dip: IPAddress
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drain:
+    dips: tuple[IPAddress, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class AgentVip:
+    """What one agent has for one VIP."""
+
+    address: IPAddress
+    mode: Mode
+    dips: tuple[IPAddress, ...]
+    flow_tracking: bool
+    generation: int | None = None
+    name: str | None = None
+    transit: Transit | None = None  # a running transit pin (seconds = remaining)
+    drain: Drain | None = None  # a running drain (timeout = remaining)
+
+
+@dataclass(frozen=True)
+class ObservedRouter:
+    """The lbauto-owned objects found on one router (by tag and LBAUTO name)."""
+
+    name: str
+    objects: frozenset[OwnedObject] = frozenset()
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """What the agents and routers have now. Empty = nothing deployed yet."""
+
+    agents: Mapping[str, Mapping[IPAddress, AgentVip]] = field(default_factory=dict)
+    routers: Mapping[str, ObservedRouter] = field(default_factory=dict)
+
+    def router_objects(self, name: str) -> frozenset[OwnedObject]:
+        r = self.routers.get(name)
+        return r.objects if r else frozenset()
