@@ -35,8 +35,13 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
     for i in range(n_routers):
         platform = PLATFORMS[i % len(PLATFORMS)]
         pbr = i % 5 == 1
-        ingress = {"frr": "eth1", "eos": "Ethernet1", "ios": "GigabitEthernet1",
-                   "nxos": "Ethernet1/1", "junos": "ge-0/0/1"}[platform]
+        ingress = {
+            "frr": "eth1",
+            "eos": "Ethernet1",
+            "ios": "GigabitEthernet1",
+            "nxos": "Ethernet1/1",
+            "junos": "ge-0/0/1",
+        }[platform]
         lb = f"      method: {'pbr' if pbr else 'static'}\n"
         if pbr:
             lb += f"      ingress: [{ingress}]\n"
@@ -73,10 +78,11 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
 
 def measure(path: Path) -> dict[str, float]:
     from lbauto.intent import desired_objects
-    from lbauto.inventory import load_inventory
-    from lbauto.model import ObservedState
     from lbauto.planner import make_plan
     from lbauto.render import render_changes, render_config
+
+    from lbauto.inventory import load_inventory
+    from lbauto.model import ObservedState
 
     t0 = time.perf_counter()
     inv = load_inventory(path)
@@ -122,18 +128,41 @@ def main() -> None:
             write_inventory(Path(tmp), n, args.routers)
             res = subprocess.run(
                 [sys.executable, __file__, "--child", tmp],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             rows.append(json.loads(res.stdout))
-    hdr = ("VIPs", "routers", "validate s", "plan s", "render s", "changes s", "total s",
-           "s per 1k VIPs", "lines", "peak MB")
+    hdr = (
+        "VIPs",
+        "routers",
+        "validate s",
+        "plan s",
+        "render s",
+        "changes s",
+        "total s",
+        "s per 1k VIPs",
+        "lines",
+        "peak MB",
+    )
     print(" | ".join(hdr))
     for r in rows:
-        print(" | ".join([
-            f"{r['vips']}", f"{r['routers']}", f"{r['validate_s']:.3f}", f"{r['plan_s']:.3f}",
-            f"{r['render_full_s']:.3f}", f"{r['render_changes_s']:.3f}", f"{r['total_s']:.3f}",
-            f"{r['total_s'] / r['vips'] * 1000:.3f}", f"{r['config_lines']}", f"{r['peak_mb']:.0f}",
-        ]))
+        print(
+            " | ".join(
+                [
+                    f"{r['vips']}",
+                    f"{r['routers']}",
+                    f"{r['validate_s']:.3f}",
+                    f"{r['plan_s']:.3f}",
+                    f"{r['render_full_s']:.3f}",
+                    f"{r['render_changes_s']:.3f}",
+                    f"{r['total_s']:.3f}",
+                    f"{r['total_s'] / r['vips'] * 1000:.3f}",
+                    f"{r['config_lines']}",
+                    f"{r['peak_mb']:.0f}",
+                ]
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from lbauto.errors import InventoryError, LbautoError
+from lbauto.model import Inventory, IPAddress, ObservedState
+from lbauto.orchestrate.apply import ApplyOutcome
+from lbauto.orchestrate.executor import EventHook
 
 app = typer.Typer(
     name="lbauto",
@@ -114,7 +120,9 @@ def plan(
 
     inv = load_inventory(_inventory_path(ctx, inventory))
     observed = load_state(state)
-    the_plan = make_plan(inv, observed, PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout))
+    the_plan = make_plan(
+        inv, observed, PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
+    )
     if output is Output.json:
         sys.stdout.write(json.dumps(plan_to_json(the_plan, inv, observed), indent=2) + "\n")
     else:
@@ -157,6 +165,238 @@ def render(
         sys.stdout.write(f"# ---- {router.name} ({router.platform.value})\n{text}")
         if text and not text.endswith("\n"):
             sys.stdout.write("\n")
+
+
+def _observe_live(inv: Inventory) -> ObservedState:
+    from lbauto.orchestrate.live import live_devices
+
+    devices = live_devices(inv)
+    try:
+        return devices.observe()
+    finally:
+        devices.close()
+
+
+TransitOpt = Annotated[
+    float,
+    typer.Option(
+        "--transit",
+        help="Seconds the agent pins connections without state to the old single DIP after a "
+        "bypass is removed (they are recorded in the flow table on their first packet).",
+    ),
+]
+DrainOpt = Annotated[
+    float,
+    typer.Option(
+        "--drain-timeout",
+        help="Seconds to wait at most for DIPs being removed to lose their connections before "
+        "the routers send their VIP elsewhere.",
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show the plan and device diffs; change nothing.")
+]
+
+
+def _confirmer(inv: Inventory, yes: bool, output: Output) -> Callable[[ApplyOutcome], bool]:
+    """Show the plan and device diffs, then ask (unless --yes)."""
+
+    def confirm(outcome: ApplyOutcome) -> bool:
+        _show_outcome_plan(outcome, inv, output)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise LbautoError(
+                "refusing to change devices without confirmation: stdin is not a terminal; "
+                "pass --yes"
+            )
+        return typer.confirm("Apply this plan?", default=False)
+
+    return confirm
+
+
+def _show_outcome_plan(outcome: ApplyOutcome, inv: Inventory, output: Output) -> None:
+    from lbauto.output import print_plan
+
+    if output is Output.table:
+        print_plan(out, outcome.plan, inv, outcome.observed)
+        for router, diff in sorted(outcome.diffs.items()):
+            if diff.strip():
+                out.print(f"[bold]device diff {router}[/]:")
+                out.print(Text(diff.rstrip()))
+
+
+def _progress_hook(output: Output) -> EventHook | None:
+    if output is not Output.table:
+        return None
+
+    def hook(vip: str, action: str, event: str) -> None:
+        style = {"start": "dim", "end": "green", "fail": "bold red"}.get(event, "")
+        out.print(Text(f"  {vip:<20} {action:<22} {event}", style=style))
+
+    return hook
+
+
+def _apply_json(outcome: ApplyOutcome, inv: Inventory) -> dict[str, Any]:
+    from lbauto.output import plan_to_json
+
+    doc = plan_to_json(outcome.plan, inv, outcome.observed)
+    doc["device_diffs"] = dict(outcome.diffs)
+    if outcome.executed:
+        doc["result"] = {
+            "completed": outcome.executed.completed,
+            "router_commits": outcome.executed.router_commits,
+            "seconds": round(outcome.executed.seconds, 3),
+            "converged": outcome.converged,
+            "remaining": list(outcome.remaining),
+        }
+    return doc
+
+
+def _finish_apply(outcome: ApplyOutcome, inv: Inventory, output: Output, dry_run: bool) -> None:
+    if output is Output.json:
+        sys.stdout.write(json.dumps(_apply_json(outcome, inv), indent=2) + "\n")
+    elif dry_run:
+        out.print("[yellow]dry run: nothing was changed[/]")
+    elif not outcome.plan.has_changes:
+        out.print("[green]nothing to do: devices match the inventory[/]")
+    elif outcome.executed:
+        ex = outcome.executed
+        table = Table(title="Result")
+        for col in ("VIP", "kind", "result"):
+            table.add_column(col)
+        for t in outcome.plan.transitions:
+            if t.steps:
+                table.add_row(Text(t.vip), t.kind.value, "[green]done[/]")
+        out.print(table)
+        commits = ", ".join(f"{r}: {n}" for r, n in sorted(ex.router_commits.items())) or "none"
+        out.print(f"{ex.seconds:.1f} s, router commits: {commits}")
+        if not outcome.converged:
+            out.print(f"[yellow]still pending after the run: {', '.join(outcome.remaining)}[/]")
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    inventory: InventoryOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    drain_timeout: DrainOpt = 30.0,
+    transit: TransitOpt = 60.0,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Plan from the live agents and routers, show the plan and device diffs, then execute it.
+
+    One apply per inventory runs at a time. Every step is journalled in the inventory's state
+    directory (.lbauto/journal.log); a failed step is undone for its VIP.
+    """
+    from lbauto.inventory import load_inventory
+    from lbauto.orchestrate.apply import run_apply
+    from lbauto.orchestrate.live import live_devices
+    from lbauto.plan import PlanOptions
+
+    inv = load_inventory(_inventory_path(ctx, inventory))
+    devices = live_devices(inv, console=out if output is Output.table else None)
+    options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
+    confirm = _confirmer(inv, yes, output)
+    try:
+        outcome = run_apply(
+            inv,
+            devices,
+            options=options,
+            dry_run=dry_run,
+            confirm=confirm,
+            on_event=_progress_hook(output),
+        )
+    finally:
+        devices.close()
+    if dry_run:
+        _show_outcome_plan(outcome, inv, output)
+    _finish_apply(outcome, inv, output, dry_run)
+
+
+scale_app = typer.Typer(help="Change a VIP's DIPs in vips.yaml and apply its transition.")
+app.add_typer(scale_app, name="scale")
+
+
+@scale_app.command("vip")
+def scale_vip(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The VIP's name in vips.yaml.")],
+    dips: Annotated[
+        str | None, typer.Option("--dips", help="The new DIP list, comma separated.")
+    ] = None,
+    add_dip: Annotated[str | None, typer.Option("--add-dip", help="Add one DIP.")] = None,
+    remove_dip: Annotated[str | None, typer.Option("--remove-dip", help="Remove one DIP.")] = None,
+    inventory: InventoryOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    drain_timeout: DrainOpt = 30.0,
+    transit: TransitOpt = 60.0,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Scale one VIP. vips.yaml keeps its comments and order and is written only after the
+    transition succeeded; --dry-run changes neither the file nor any device."""
+    from lbauto.inventory import load_inventory
+    from lbauto.orchestrate.apply import ScaleRequest, run_scale
+    from lbauto.orchestrate.live import live_devices
+    from lbauto.plan import PlanOptions
+
+    inv = load_inventory(_inventory_path(ctx, inventory))
+    req = ScaleRequest(
+        vip=name,
+        dips=dips.split(",") if dips is not None else None,
+        add=add_dip,
+        remove=remove_dip,
+    )
+    devices = live_devices(inv, console=out if output is Output.table else None)
+    confirm = _confirmer(inv, yes, output)
+    try:
+        outcome = run_scale(
+            inv,
+            req,
+            devices,
+            options=PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout),
+            dry_run=dry_run,
+            confirm=confirm,
+            on_event=_progress_hook(output),
+        )
+    finally:
+        devices.close()
+    if dry_run:
+        _show_outcome_plan(outcome, inv, output)
+    _finish_apply(outcome, inv, output, dry_run)
+
+
+@app.command()
+def status(
+    ctx: typer.Context, inventory: InventoryOpt = None, output: OutputOpt = Output.table
+) -> None:
+    """Per VIP: desired vs observed mode and DIPs, where the bypass is active, flow entries at
+    each agent, transit and drain timers, and drift."""
+    from lbauto.inventory import load_inventory
+    from lbauto.orchestrate.live import live_devices
+    from lbauto.orchestrate.status import print_status, status_doc
+    from lbauto.planner import make_plan
+
+    inv = load_inventory(_inventory_path(ctx, inventory))
+    devices = live_devices(inv)
+    try:
+        observed = devices.observe()
+        flows: dict[str, dict[IPAddress, int]] = {}
+        for agent in devices.agents:
+            per: dict[IPAddress, int] = {}
+            for address in observed.agents.get(agent.name, {}):
+                per[address] = sum(agent.flows_per_dip(address).values())
+            flows[agent.name] = per
+    finally:
+        devices.close()
+    doc = status_doc(inv, observed, make_plan(inv, observed), flows)
+    if output is Output.json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        print_status(out, doc)
 
 
 def _register_subcommands() -> None:

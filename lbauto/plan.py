@@ -54,7 +54,10 @@ class VipState:
     dips: tuple[IPAddress, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode.value if self.mode else "absent", "dips": [str(d) for d in self.dips]}
+        return {
+            "mode": self.mode.value if self.mode else "absent",
+            "dips": [str(d) for d in self.dips],
+        }
 
 
 @dataclass(frozen=True)

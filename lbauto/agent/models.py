@@ -1,0 +1,113 @@
+"""Request and response bodies of the agent API (pydantic: strict, unknown fields rejected)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from lbauto.model import IPAddress, Mode
+
+
+def _parse_address(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 or IPv6 address") from None
+    return v
+
+
+def _parse_mode(v: Any) -> Any:
+    # strict mode wants a Mode instance; JSON gives its value
+    if isinstance(v, str):
+        try:
+            return Mode(v)
+        except ValueError:
+            raise ValueError(f"mode must be one of single, multi, empty (got {v!r})") from None
+    return v
+
+
+Address = Annotated[IPAddress, BeforeValidator(_parse_address)]
+ModeIn = Annotated[Mode, BeforeValidator(_parse_mode)]
+MAX_DIPS = 1024
+MAX_SECONDS = 86400.0
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class TransitIn(Strict):
+    dip: Address = Field(description="Pin flows without state that are not openers here")
+    seconds: float = Field(gt=0, le=MAX_SECONDS, description="How long the pin lasts")
+
+
+class DrainIn(Strict):
+    dips: list[Address] = Field(min_length=1, max_length=MAX_DIPS)
+    timeout: float = Field(ge=0, le=MAX_SECONDS, description="Seconds at most to keep old flows")
+
+
+class VipIn(Strict):
+    """``PUT /v1/vips/{address}``. Omitting ``transit``/``drain`` keeps a running one (if still
+    valid for the new DIPs); ``null`` cancels it."""
+
+    mode: ModeIn
+    dips: list[Address] = Field(max_length=MAX_DIPS)
+    flow_tracking: bool
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    transit: TransitIn | None = None
+    drain: DrainIn | None = None
+
+
+class TransitOut(BaseModel):
+    dip: str
+    seconds: float
+    expires_at: float
+
+
+class DrainOut(BaseModel):
+    dips: list[str]
+    timeout: float
+    expires_at: float
+    remaining_flows: dict[str, int]
+
+
+class VipOut(BaseModel):
+    address: str
+    name: str | None = None
+    mode: Mode
+    dips: list[str]
+    flow_tracking: bool
+    generation: int
+    transit: TransitOut | None = None
+    drain: DrainOut | None = None
+
+
+class VipList(BaseModel):
+    vips: list[VipOut]
+
+
+class FlowOut(BaseModel):
+    client: str
+    client_port: int
+    vip_port: int
+    dip: str | None
+    expires: float | None
+
+
+class FlowsOut(BaseModel):
+    total: int
+    per_dip: dict[str, int]
+    entries: list[FlowOut]
+
+
+class Health(BaseModel):
+    status: str
+    vips: int
+    version: str
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,270 @@
+"""Client of the agent API (docs/agent.md), used by the executor and the CLI.
+
+:class:`AgentClient` is the typed interface; :class:`HttpAgentClient` implements it with httpx
+(the ``transport`` is injectable, e.g. ``httpx.ASGITransport`` or ``httpx.MockTransport``).
+Every failure is raised as :class:`lbauto.errors.AgentError` (HTTP 412 as ConflictError).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from lbauto.errors import AgentError, ConflictError
+from lbauto.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
+
+
+@dataclass(frozen=True)
+class FlowCounts:
+    total: int
+    per_dip: Mapping[IPAddress, int]
+
+
+class AgentClient(Protocol):
+    name: str
+
+    def health(self) -> dict[str, Any]: ...
+
+    def list_vips(self) -> dict[IPAddress, AgentVip]: ...
+
+    def get_vip(self, address: IPAddress) -> AgentVip | None: ...
+
+    def put_vip(
+        self,
+        address: IPAddress,
+        *,
+        mode: Mode,
+        dips: Sequence[IPAddress],
+        flow_tracking: bool,
+        name: str | None = None,
+        transit: Transit | None = None,
+        drain: Drain | None = None,
+        generation: int | None = None,
+    ) -> AgentVip: ...
+
+    def delete_vip(
+        self, address: IPAddress, generation: int | None = None, missing_ok: bool = True
+    ) -> None: ...
+
+    def flows(self, address: IPAddress) -> FlowCounts: ...
+
+    def close(self) -> None: ...
+
+
+def vip_from_json(doc: Mapping[str, Any]) -> AgentVip:
+    """An AgentVip from the agent's JSON VIP document."""
+    t = doc.get("transit")
+    d = doc.get("drain")
+    return AgentVip(
+        address=ipaddress.ip_address(doc["address"]),
+        mode=Mode(doc["mode"]),
+        dips=tuple(ipaddress.ip_address(x) for x in doc["dips"]),
+        flow_tracking=bool(doc["flow_tracking"]),
+        generation=int(doc["generation"]),
+        name=doc.get("name"),
+        transit=Transit(ipaddress.ip_address(t["dip"]), float(t["seconds"])) if t else None,
+        drain=(
+            Drain(tuple(ipaddress.ip_address(x) for x in d["dips"]), float(d["timeout"]))
+            if d
+            else None
+        ),
+    )
+
+
+def vip_body(
+    mode: Mode,
+    dips: Sequence[IPAddress],
+    flow_tracking: bool,
+    name: str | None,
+    transit: Transit | None,
+    drain: Drain | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "mode": mode.value,
+        "dips": [str(x) for x in dips],
+        "flow_tracking": flow_tracking,
+    }
+    if name is not None:
+        body["name"] = name
+    if transit is not None:
+        body["transit"] = {"dip": str(transit.dip), "seconds": transit.seconds}
+    if drain is not None:
+        body["drain"] = {"dips": [str(x) for x in drain.dips], "timeout": drain.timeout}
+    return body
+
+
+def agent_token(agent: Agent) -> str | None:
+    """The agent's token from its ``token_env`` or ``token_file`` (never logged)."""
+    if agent.token_env:
+        tok = os.environ.get(agent.token_env, "").strip()
+        if not tok:
+            raise AgentError(
+                f"environment variable {agent.token_env} is unset or empty", agent.name
+            )
+        return tok
+    if agent.token_file:
+        try:
+            tok = Path(agent.token_file).read_text().strip()
+        except OSError as e:
+            raise AgentError(
+                f"cannot read token_file {agent.token_file}: {e.strerror}", agent.name
+            ) from e
+        if not tok:
+            raise AgentError(f"token_file {agent.token_file} is empty", agent.name)
+        return tok
+    return None
+
+
+class HttpAgentClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        name: str | None = None,
+        ca_file: Path | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name or base_url
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        )
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+        )
+
+    @classmethod
+    def for_agent(
+        cls, agent: Agent, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+    ) -> HttpAgentClient:
+        return cls(
+            agent.api,
+            token=agent_token(agent),
+            name=agent.name,
+            ca_file=agent.ca_file,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HttpAgentClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Sequence[int] = (200,),
+    ) -> httpx.Response:
+        try:
+            r = self._http.request(method, path, json=json, headers=headers)
+        except httpx.TimeoutException as e:
+            raise AgentError(f"{method} {path}: timed out ({e})", self.name) from e
+        except httpx.HTTPError as e:
+            raise AgentError(
+                f"{method} {path}: cannot reach {self._http.base_url} ({e}); "
+                "is the agent running and the api URL right?",
+                self.name,
+            ) from e
+        if r.status_code in ok:
+            return r
+        detail = _detail(r)
+        if r.status_code == 412:
+            raise ConflictError(
+                f"{method} {path}: the VIP changed meanwhile ({detail}); re-read and plan again",
+                self.name,
+                412,
+            )
+        if r.status_code == 401:
+            raise AgentError(
+                f"{method} {path}: token rejected; check the agent's token_env/token_file",
+                self.name,
+                401,
+            )
+        raise AgentError(
+            f"{method} {path}: HTTP {r.status_code}: {detail}", self.name, r.status_code
+        )
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._request("GET", "/v1/health").json()
+        return data
+
+    def list_vips(self) -> dict[IPAddress, AgentVip]:
+        docs = self._request("GET", "/v1/vips").json()["vips"]
+        vips = [vip_from_json(d) for d in docs]
+        return {v.address: v for v in vips}
+
+    def get_vip(self, address: IPAddress) -> AgentVip | None:
+        r = self._request("GET", f"/v1/vips/{address}", ok=(200, 404))
+        return None if r.status_code == 404 else vip_from_json(r.json())
+
+    def put_vip(
+        self,
+        address: IPAddress,
+        *,
+        mode: Mode,
+        dips: Sequence[IPAddress],
+        flow_tracking: bool,
+        name: str | None = None,
+        transit: Transit | None = None,
+        drain: Drain | None = None,
+        generation: int | None = None,
+    ) -> AgentVip:
+        body = vip_body(mode, dips, flow_tracking, name, transit, drain)
+        headers = {"If-Match": f'"{generation}"'} if generation is not None else None
+        r = self._request("PUT", f"/v1/vips/{address}", json=body, headers=headers, ok=(200, 201))
+        return vip_from_json(r.json())
+
+    def delete_vip(
+        self, address: IPAddress, generation: int | None = None, missing_ok: bool = True
+    ) -> None:
+        headers = {"If-Match": f'"{generation}"'} if generation is not None else None
+        ok = (204, 404) if missing_ok else (204,)
+        self._request("DELETE", f"/v1/vips/{address}", headers=headers, ok=ok)
+
+    def flows(self, address: IPAddress) -> FlowCounts:
+        doc = self._request("GET", f"/v1/vips/{address}/flows?limit=0").json()
+        # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
+        per = {ipaddress.ip_address(k): int(v) for k, v in doc["per_dip"].items() if _is_ip(k)}
+        return FlowCounts(total=int(doc["total"]), per_dip=per)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _detail(r: httpx.Response) -> str:
+    try:
+        d = r.json().get("detail")
+    except ValueError:
+        return r.text[:300] or r.reason_phrase
+    if isinstance(d, list):  # FastAPI schema errors
+        return "; ".join(
+            f"{'.'.join(str(x) for x in e.get('loc', [])[1:])}: {e.get('msg')}" for e in d
+        )
+    return str(d)

@@ -1,0 +1,248 @@
+"""The lbauto-owned objects each router should carry (its intent). Pure: no I/O.
+
+Per VIP and router:
+
+- one LB route per agent that has a next hop of the VIP's family (ECMP across agents), at the
+  router's LB distance; every VIP gets them, whatever its mode, so removing a bypass always falls
+  back to the LB;
+- for a VIP in mode ``single``, a bypass toward its DIP by the VIP's method (override) or the
+  router's: a static route at the bypass distance, or a PBR rule;
+- for every IP version that has PBR rules, the LBAUTO policy bound to every ingress interface.
+
+PBR rule sequence numbers are stable: a VIP whose rule (same prefix) is already on the router keeps
+that seq, even when its next hop changes; new rules take the lowest seqs that no observed rule
+uses (in VIP address order), so adding a VIP never renumbers others and a seq that is still on the
+router (about to be removed) is never reused in the same plan.
+
+Observed objects whose prefix is not a host prefix (/32, /128) are never lbauto's: a VIP is a
+host address, so such a route only carries lbauto's tag by accident. They are ignored
+(:func:`owned_host_objects`), i.e. never removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lbauto.errors import InventoryError
+from lbauto.model import (
+    Agent,
+    Inventory,
+    IPAddress,
+    IPNetwork,
+    Method,
+    Mode,
+    OwnedObject,
+    PbrBinding,
+    PbrRule,
+    Platform,
+    Router,
+    StaticRoute,
+    Vip,
+    host_prefix,
+)
+
+FIRST_PBR_SEQ = 1
+#: Highest PBR sequence number per platform. FRR's ``pbr-map NAME seq N`` accepts 1..700; the
+#: others accept far more than any router holds, the figure is their documented maximum for the
+#: object lbauto numbers (IOS/NX-OS route-map 65535, EOS policy-map class 4294967295, Junos term
+#: names are free-form).
+MAX_PBR_SEQ: Mapping[Platform, int] = {
+    Platform.FRR: 700,
+    Platform.EOS: 4_294_967_295,
+    Platform.IOS: 65_535,
+    Platform.NXOS: 65_535,
+    Platform.JUNOS: 65_535,
+}
+
+
+def object_sort_key(obj: OwnedObject) -> tuple[Any, ...]:
+    """A total order over owned objects of mixed types: by VIP prefix (IPv4 first, numeric),
+    within a prefix routes before rules; bindings last. Concatenating per-VIP sorted tuples in
+    VIP order therefore gives a sorted whole, which the planner relies on for speed."""
+    if isinstance(obj, PbrBinding):
+        return (99, obj.interface, obj.version)
+    p = obj.prefix
+    head = (p.version, int(p.network_address), p.prefixlen)
+    if isinstance(obj, StaticRoute):
+        return (*head, 0, obj.next_hop.version, int(obj.next_hop), obj.distance, obj.tag)
+    return (*head, 1, obj.seq, obj.next_hop.version, int(obj.next_hop), 0)
+
+
+def prefix_sort_key(prefix: IPNetwork) -> tuple[int, int, int]:
+    return (prefix.version, int(prefix.network_address), prefix.prefixlen)
+
+
+def sorted_objects(objs: Iterable[OwnedObject]) -> tuple[OwnedObject, ...]:
+    return tuple(sorted(objs, key=object_sort_key))
+
+
+def is_host_prefix(prefix: IPNetwork) -> bool:
+    return prefix.prefixlen == prefix.max_prefixlen
+
+
+def owned_host_objects(objects: Iterable[OwnedObject]) -> Iterable[OwnedObject]:
+    """The observed objects lbauto manages: bindings, and routes/rules for host prefixes."""
+    for o in objects:
+        if isinstance(o, PbrBinding) or is_host_prefix(o.prefix):
+            yield o
+
+
+def bypass_method(vip: Vip, router: Router) -> Method:
+    return vip.method or router.method
+
+
+def agent_next_hops(agents: Iterable[Agent]) -> frozenset[IPAddress]:
+    hops: set[IPAddress] = set()
+    for a in agents:
+        if a.address is not None:
+            hops.add(a.address)
+        if a.address6 is not None:
+            hops.add(a.address6)
+    return frozenset(hops)
+
+
+def is_bypass(obj: OwnedObject, router: Router, agent_hops: Collection[IPAddress]) -> bool:
+    """Whether an observed object sends a VIP straight to a DIP.
+
+    A PBR rule always does. A static route does when its next hop is no agent's and its distance
+    is not the LB distance: a route at the LB distance toward a non-agent is an LB route to an
+    agent that left the inventory, and taking it for a bypass would pin flows to that address.
+    """
+    if isinstance(obj, PbrRule):
+        return True
+    if isinstance(obj, StaticRoute):
+        return obj.next_hop not in agent_hops and obj.distance != router.lb_distance
+    return False
+
+
+def max_pbr_seq(router: Router) -> int:
+    return MAX_PBR_SEQ.get(router.platform, 65_535)
+
+
+@dataclass(frozen=True)
+class RouterIntent:
+    """One router's intended objects, indexed by VIP prefix (each tuple sorted)."""
+
+    by_prefix: Mapping[IPNetwork, tuple[OwnedObject, ...]]
+    bindings: frozenset[PbrBinding]
+
+    def objects(self) -> frozenset[OwnedObject]:
+        out: set[OwnedObject] = set(self.bindings)
+        for objs in self.by_prefix.values():
+            out.update(objs)
+        return frozenset(out)
+
+
+def _lb_routes(
+    vips: Sequence[Vip], prefixes: Sequence[IPNetwork], agents: Sequence[Agent], router: Router
+) -> dict[IPNetwork, tuple[StaticRoute, ...]]:
+    hops4 = sorted(a.address for a in agents if a.address is not None)
+    hops6 = sorted(a.address6 for a in agents if a.address6 is not None)
+    out: dict[IPNetwork, tuple[StaticRoute, ...]] = {}
+    dist, tag = router.lb_distance, router.tag
+    for vip, prefix in zip(vips, prefixes, strict=True):
+        hops: Sequence[IPAddress] = hops4 if vip.address.version == 4 else hops6
+        out[prefix] = tuple(StaticRoute(prefix, h, dist, tag) for h in hops)
+    return out
+
+
+def _kept_seqs(
+    pbr_vips: Sequence[tuple[Vip, IPNetwork]], observed_rules: Iterable[PbrRule]
+) -> dict[IPNetwork, int]:
+    """Seqs that desired PBR VIPs keep from their observed rule (one VIP per seq)."""
+    by_prefix: dict[IPNetwork, list[PbrRule]] = {}
+    for rule in observed_rules:
+        by_prefix.setdefault(rule.prefix, []).append(rule)
+    kept: dict[IPNetwork, int] = {}
+    claimed: set[int] = set()
+    for vip, prefix in pbr_vips:
+        rules = by_prefix.get(prefix)
+        if not rules:
+            continue
+        # Prefer the rule that already points at the DIP: keeping it costs no change at all.
+        rules.sort(key=lambda r: (r.next_hop != vip.dips[0], r.seq))
+        for rule in rules:
+            if rule.seq not in claimed:
+                kept[prefix] = rule.seq
+                claimed.add(rule.seq)
+                break
+    return kept
+
+
+def _allocate_seqs(
+    router: Router,
+    pbr_vips: Sequence[tuple[Vip, IPNetwork]],
+    observed_rules: Collection[PbrRule],
+) -> dict[IPNetwork, int]:
+    kept = _kept_seqs(pbr_vips, observed_rules)
+    used = {r.seq for r in observed_rules}
+    limit = max_pbr_seq(router)
+    seq = FIRST_PBR_SEQ
+    out: dict[IPNetwork, int] = {}
+    for vip, prefix in pbr_vips:  # already in address order
+        if prefix in kept:
+            out[prefix] = kept[prefix]
+            continue
+        while seq in used:
+            seq += 1
+        if seq > limit:
+            raise InventoryError(
+                [
+                    f"router {router.name}: VIP {vip.name} ({vip.address}) needs PBR rule number"
+                    f" {seq}, but {router.platform.value} allows at most {limit} (use method"
+                    " static for some VIPs on this router, or spread them over routers)"
+                ]
+            )
+        out[prefix] = seq
+        used.add(seq)
+    return out
+
+
+def router_intent(
+    vips: Sequence[Vip],
+    agents: Sequence[Agent],
+    router: Router,
+    observed: Collection[OwnedObject],
+    prefixes: Sequence[IPNetwork] | None = None,
+) -> RouterIntent:
+    """The intent for ``vips`` on ``router``; ``prefixes[i]`` may pass ``host_prefix(vips[i])``."""
+    if prefixes is None:
+        prefixes = [host_prefix(v.address) for v in vips]
+    by_prefix: dict[IPNetwork, tuple[OwnedObject, ...]] = dict(
+        _lb_routes(vips, prefixes, agents, router)
+    )
+    pbr_vips: list[tuple[Vip, IPNetwork]] = []
+    for vip, prefix in zip(vips, prefixes, strict=True):
+        if vip.mode is not Mode.SINGLE:
+            continue
+        if bypass_method(vip, router) is Method.STATIC:
+            route = StaticRoute(prefix, vip.dips[0], router.bypass_distance, router.tag)
+            by_prefix[prefix] = sorted_objects((*by_prefix[prefix], route))
+        else:
+            pbr_vips.append((vip, prefix))
+    if not pbr_vips:
+        return RouterIntent(by_prefix, frozenset())
+    pbr_vips.sort(key=lambda vp: (vp[0].address.version, int(vp[0].address)))
+    observed_rules = [o for o in observed if isinstance(o, PbrRule)]
+    seqs = _allocate_seqs(router, pbr_vips, observed_rules)
+    versions: set[int] = set()
+    for vip, prefix in pbr_vips:
+        rule = PbrRule(seqs[prefix], prefix, vip.dips[0])
+        # Routes sort before rules (object_sort_key), so appending keeps the tuple sorted.
+        by_prefix[prefix] = (*by_prefix[prefix], rule)
+        versions.add(prefix.version)
+    return RouterIntent(by_prefix, bindings_for(router, versions))
+
+
+def bindings_for(router: Router, versions: Iterable[int]) -> frozenset[PbrBinding]:
+    """The LBAUTO policy on every ingress interface, for every version that has rules."""
+    return frozenset(PbrBinding(i, v) for v in versions for i in router.ingress)
+
+
+def desired_objects(
+    inv: Inventory, router: Router, observed: frozenset[OwnedObject]
+) -> frozenset[OwnedObject]:
+    """Every lbauto-owned object ``router`` should have (``observed`` keeps PBR seqs stable)."""
+    return router_intent(inv.vips, inv.agents, router, observed).objects()

@@ -1,0 +1,207 @@
+"""A fast reader for the plain block-style YAML that inventory files are written in.
+
+PyYAML builds a node (with marks) per scalar and resolves every scalar's type in Python: on a
+10,000-VIP ``vips.yaml`` with tens of thousands of DIPs that alone takes most of a second. This
+reader handles the common subset line by line and gives exactly what the node-based reader in
+:mod:`lbauto.inventory._yaml` gives (same values, same line numbers). Anything outside the subset
+raises :class:`UnsupportedError` and the caller falls back to PyYAML, so the subset only has to
+be recognised, never guessed (the unit tests compare both readers on generated and mutated
+documents).
+
+The subset: ``key: value`` and ``key:`` block mappings, ``- item`` block sequences (items may
+start a mapping), flow sequences of plain scalars (``[a, b]``), ``#`` comments, and plain scalars
+made of ``A-Z a-z 0-9 _ . : / @ + -``. No quotes, anchors, aliases, tags, merge keys, flow
+mappings, multi-line scalars, tabs, CRs or document markers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from yaml.constructor import SafeConstructor
+from yaml.nodes import ScalarNode
+from yaml.resolver import Resolver
+
+from lbauto.inventory._values import YMap, YSeq
+
+_CONSTRUCTED = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float"))
+# No indicator may start a plain scalar, and a trailing `:` would make it a key.
+_SCALAR_RE = re.compile(r"(?!-$)[A-Za-z0-9_./+-][A-Za-z0-9_.:/@+-]*(?<!:)")
+# One line: indent, an optional `- `, an optional `key:`, the value (a plain scalar or a flow
+# list, checked later; greedy, as a lazy match costs tens of microseconds on a long DIP list),
+# an optional comment. Anything else does not match.
+_LINE_RE = re.compile(
+    r"(?:( *)(-(?: +|$))?(?:([A-Za-z0-9_][A-Za-z0-9_.-]*):(?: +|$))?"
+    r"([A-Za-z0-9_./+\[-][A-Za-z0-9_.:/@+, \[\]-]*)?)?(?:(?<![^ ])#.*)?"
+)
+_FLOW_RE = re.compile(rf"{_SCALAR_RE.pattern}(?: *, *{_SCALAR_RE.pattern})*")
+# Items with two dots (IPv4 addresses) can only be text in YAML 1.1.
+_DOTTED_LIST_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9.]+(?: *, *[0-9]+\.[0-9]+\.[0-9.]+)*")
+_COMMA_RE = re.compile(r" *, *")
+# First characters for which YAML 1.1 may resolve a plain scalar to something other than text.
+_MAYBE_TYPED = frozenset(Resolver.yaml_implicit_resolvers)
+
+
+class UnsupportedError(Exception):
+    """The text uses YAML outside the fast subset: use PyYAML instead."""
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int  # 1-based
+    indent: int  # column of the first character after any `- `
+    dash: bool  # the line starts a sequence item
+    dash_indent: int  # column of the `-`
+    key: str | None
+    value: str  # text after `key:` (or the whole item/line); "" for none
+
+
+class _Scalars:
+    """Turns plain scalar text into the value PyYAML would give, remembering each answer."""
+
+    def __init__(self) -> None:
+        self._resolver = Resolver()
+        self._constructor = SafeConstructor()
+        self._cache: dict[str, object] = {}
+
+    def __call__(self, text: str) -> object:
+        if text[0] not in _MAYBE_TYPED or text.count(".") > 1 or "/" in text:
+            return text  # cannot be a number, bool, null or date
+        try:
+            return self._cache[text]
+        except KeyError:
+            pass
+        tag = self._resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        # Dates and the like stay text, as in the node-based reader.
+        value = (
+            self._constructor.construct_object(ScalarNode(tag, text))
+            if tag in _CONSTRUCTED
+            else text
+        )
+        self._cache[text] = value
+        return value
+
+
+def parse(text: str) -> object:
+    """The document's value (``None`` when empty); raises :class:`UnsupportedError` outside the
+    subset."""
+    if text.startswith("\ufeff") or text.lstrip(" \n").startswith(("---", "...", "%")):
+        raise UnsupportedError("document markers")
+    lines = _lines(text)
+    if not lines:
+        return None
+    reader = _Reader(lines)
+    value = reader.block(0, lines[0].dash_indent if lines[0].dash else lines[0].indent)
+    if reader.pos != len(lines):
+        raise UnsupportedError("trailing content")
+    return value
+
+
+def _lines(text: str) -> list[_Line]:
+    out: list[_Line] = []
+    match = _LINE_RE.fullmatch
+    for number, raw in enumerate(text.split("\n"), 1):
+        m = match(raw)
+        if m is None:
+            raise UnsupportedError(f"line {number}")  # tabs, CR, quotes, flow mappings, ...
+        lead, dash, key, value = m.groups()
+        if dash is None and key is None and not value:
+            continue  # blank or comment
+        indent = len(lead)
+        value = value.rstrip(" ") if value else ""
+        if dash is not None:
+            out.append(_Line(number, indent + len(dash), True, indent, key, value))
+        else:
+            out.append(_Line(number, indent, False, indent, key, value))
+    return out
+
+
+class _Reader:
+    def __init__(self, lines: list[_Line]) -> None:
+        self.lines = lines
+        self.pos = 0
+        self.scalar = _Scalars()
+
+    def _peek(self) -> _Line | None:
+        return self.lines[self.pos] if self.pos < len(self.lines) else None
+
+    def block(self, pos: int, indent: int) -> object:
+        """A block mapping or sequence whose entries start at column ``indent``."""
+        self.pos = pos
+        first = self.lines[pos]
+        if first.dash and first.dash_indent == indent:
+            return self._sequence(indent)
+        if not first.dash and first.indent == indent and first.key is not None:
+            return self._mapping(indent)
+        raise UnsupportedError(f"line {first.number}")
+
+    def _sequence(self, indent: int) -> YSeq:
+        seq = YSeq(self.lines[self.pos].number)
+        while (line := self._peek()) is not None and line.dash and line.dash_indent == indent:
+            seq.lines.append(line.number)
+            if line.key is not None:
+                # `- key: value` starts a mapping whose keys sit at the item's column.
+                seq.items.append(self._mapping(line.indent, first=line))
+            elif line.value:
+                self.pos += 1
+                seq.items.append(self._inline(line))
+            else:
+                self.pos += 1
+                item = self._nested(indent, line)
+                seq.items.append(item)
+                if isinstance(item, YMap | YSeq):
+                    seq.lines[-1] = item.line  # PyYAML places a nested block where it starts
+        return seq
+
+    def _mapping(self, indent: int, first: _Line | None = None) -> YMap:
+        start = first or self.lines[self.pos]
+        out = YMap(start.number)
+        line: _Line | None = start
+        while line is not None and line.key is not None and line.indent == indent:
+            if line is not first and line.dash:
+                break
+            self.pos += 1
+            key = line.key
+            if key in out.values:
+                raise UnsupportedError("duplicate key")  # the node reader reports it
+            out.lines[key] = line.number
+            out.values[key] = self._inline(line) if line.value else self._nested(indent, line)
+            line = self._peek()
+            if line is not None and line.indent > indent and not line.dash:
+                raise UnsupportedError(f"line {line.number}")  # a multi-line scalar or bad indent
+        return out
+
+    def _nested(self, indent: int, owner: _Line) -> object:
+        """The block under ``key:`` or a bare ``-`` (null when nothing is nested)."""
+        nxt = self._peek()
+        if nxt is None:
+            return None
+        column = nxt.dash_indent if nxt.dash else nxt.indent
+        # YAML lets a key's sequence sit at the key's own column (`key:` then `- a`).
+        if column > indent or (nxt.dash and column == indent and owner.key is not None):
+            return self.block(self.pos, column)
+        return None
+
+    def _inline(self, line: _Line) -> object:
+        text = line.value
+        if text[0] == "[":
+            if not text.endswith("]"):
+                raise UnsupportedError("multi-line flow sequence")
+            seq = YSeq(line.number)
+            inner = text[1:-1].strip(" ")
+            if inner:
+                if not _FLOW_RE.fullmatch(inner):
+                    raise UnsupportedError(text)
+                if _DOTTED_LIST_RE.fullmatch(inner):  # IPv4 DIP lists: all text, skip typing
+                    seq.items = _COMMA_RE.split(inner)
+                else:
+                    scalar = self.scalar
+                    seq.items = [scalar(part.strip(" ")) for part in inner.split(",")]
+                seq.lines = [line.number] * len(seq.items)
+            return seq
+        return self._plain(text)
+
+    def _plain(self, text: str) -> object:
+        if not _SCALAR_RE.fullmatch(text):
+            raise UnsupportedError(text)
+        return self.scalar(text)

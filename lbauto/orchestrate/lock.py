@@ -1,0 +1,67 @@
+"""One apply per inventory at a time.
+
+An advisory ``flock`` on ``<state_dir>/apply.lock``: the kernel drops it when the holder dies
+(even by SIGKILL), so a crashed apply never leaves a stale lock. The holder writes who it is into
+the file so a refused second apply can say who holds it since when.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from lbauto.errors import LbautoError
+
+
+class LockedError(LbautoError):
+    """Another apply holds the inventory's lock."""
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return "another process"
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.get("since", 0)))
+    return (
+        f"pid {info.get('pid', '?')} ({info.get('user', '?')} on {info.get('host', '?')}, "
+        f"{info.get('command', 'apply')}) since {since}"
+    )
+
+
+@contextmanager
+def apply_lock(state_dir: Path, command: str = "apply") -> Iterator[None]:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "apply.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"inventory is locked by {_holder_text(path)}; wait for it to finish "
+                f"(the lock is {path})"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "since": time.time(),
+            "command": command,
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

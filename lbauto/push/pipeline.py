@@ -1,0 +1,434 @@
+"""The push pipeline: for each router, merge the change lines, diff, commit with commit-confirm,
+verify, then confirm; all-or-nothing across the routers of one call.
+
+Per router (in parallel, one thread each)::
+
+    open -> load_merge_candidate -> compare_config -+-> discard_config      (dry run / no diff)
+                                                    +-> commit_config(revert_in) -> verify
+
+then, once every router got that far: ``confirm_commit`` everywhere, or, if any router failed,
+``rollback`` on every router this call changed, and :class:`PushAbortedError` naming the router(s).
+Platforms without commit-confirm (NX-OS, IOS without ``archive``) commit plainly and rely on
+``rollback``; with commit-confirm a router whose controller vanishes reverts by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lbauto.errors import LbautoError, PushError
+from lbauto.model import OwnedObject, Router
+from lbauto.plan import RouterChange
+from lbauto.push.drivers import Opener, describe, mask, open_driver, revert_seconds
+from lbauto.push.verify import Expectation, verify
+from lbauto.render import render_changes
+
+log = logging.getLogger("lbauto.push")
+
+DEFAULT_REVERT_IN = 120
+DEFAULT_VERIFY_TIMEOUT = 10.0
+
+
+class Status(StrEnum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled back"
+
+
+@dataclass(frozen=True)
+class RouterPush:
+    """One router's part of a push: the merge candidate (rendered change lines) and what must
+    hold afterwards."""
+
+    router: Router
+    config: str
+    expect: Expectation = field(default_factory=Expectation)
+
+
+@dataclass
+class RouterResult:
+    router: str
+    platform: str
+    status: Status = Status.UNCHANGED
+    diff: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+    #: The router was committed by this call (so it is rolled back if another router fails).
+    committed: bool = False
+    #: The commit waits for confirm_commit (the router reverts by itself otherwise).
+    pending: bool = False
+
+    @property
+    def diff_lines(self) -> int:
+        return sum(1 for line in self.diff.splitlines() if line[:1] in "+-")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "router": self.router,
+            "platform": self.platform,
+            "status": self.status.value,
+            "diff": self.diff,
+            "diff_lines": self.diff_lines,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class PushResult:
+    results: tuple[RouterResult, ...]
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in (Status.CHANGED, Status.UNCHANGED) for r in self.results)
+
+    @property
+    def failed(self) -> tuple[RouterResult, ...]:
+        return tuple(r for r in self.results if r.status is Status.FAILED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "routers": [r.to_json() for r in self.results]}
+
+
+class PushAbortedError(PushError):
+    """A push failed on some router; every router changed by the call was rolled back.
+    ``result`` holds the per-router outcome (for the result table)."""
+
+    def __init__(self, message: str, router: str | None, result: PushResult) -> None:
+        super().__init__(message, router=router)
+        self.result = result
+
+
+class _Progress:
+    """Per-router progress lines on a rich console; silent without one."""
+
+    def __init__(self, console: Console | None, names: Sequence[str]) -> None:
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        if console is not None:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            self._tasks = {n: self._progress.add_task(f"{n}: waiting", total=None) for n in names}
+
+    def stage(self, name: str, text: str) -> None:
+        log.debug("%s: %s", name, text)
+        if self._progress is not None:
+            self._progress.update(self._tasks[name], description=f"{name}: {text}")
+
+    @contextmanager
+    def shown(self) -> Iterator[None]:
+        if self._progress is None:
+            yield
+            return
+        with self._progress:
+            yield
+
+
+@dataclass
+class _Session:
+    job: RouterPush
+    result: RouterResult
+    driver: Any = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.job.router.name
+
+    def close(self) -> None:
+        if self.driver is not None:
+            try:
+                self.driver.close()
+            except Exception as exc:  # a dead session must not hide the push outcome
+                log.debug("%s: close failed: %s", self.name, mask(describe(exc)))
+            self.driver = None
+
+
+def _fail(session: _Session, what: str, exc: BaseException) -> None:
+    text = str(exc) if isinstance(exc, LbautoError) else describe(exc)
+    session.result.status = Status.FAILED
+    session.result.error = mask(f"{what}: {text}")
+
+
+def _rollback(session: _Session, progress: _Progress) -> str | None:
+    """Undo this call's commit on one router; returns an error text if that failed too."""
+    progress.stage(session.name, "rolling back")
+    try:
+        session.driver.rollback()
+    except Exception as exc:
+        return mask(f"rollback failed: {describe(exc)}")
+    return None
+
+
+def _prepare(
+    session: _Session,
+    *,
+    opener: Opener,
+    dry_run: bool,
+    revert_in: int | None,
+    verify_timeout: float,
+    progress: _Progress,
+) -> None:
+    """Phase one for one router: everything up to (and including) verification."""
+    job, res, name = session.job, session.result, session.name
+    try:
+        progress.stage(name, "connecting")
+        session.driver = opener(job.router)
+        if not job.config.strip():
+            return
+        progress.stage(name, "loading candidate")
+        session.driver.load_merge_candidate(config=job.config)
+        progress.stage(name, "diffing")
+        res.diff = session.driver.compare_config() or ""
+        if dry_run or not res.diff.strip():
+            session.driver.discard_config()
+            res.status = Status.CHANGED if res.diff.strip() else Status.UNCHANGED
+            return
+        seconds = revert_seconds(job.router, revert_in)
+        progress.stage(name, f"committing (revert in {seconds} s)" if seconds else "committing")
+        session.driver.commit_config(revert_in=seconds)
+        res.committed, res.pending, res.status = True, seconds is not None, Status.CHANGED
+    except Exception as exc:
+        _fail(session, "push failed", exc)
+        return
+    progress.stage(name, "verifying")
+    try:
+        problems = verify(session.driver, job.router.platform, job.expect, verify_timeout)
+    except Exception as exc:
+        problems = [f"verification could not run: {describe(exc)}"]
+    if problems:
+        res.status = Status.FAILED
+        res.error = mask("verification failed: " + "; ".join(problems))
+
+
+def _finish(session: _Session, any_failed: bool, progress: _Progress) -> None:
+    """Phase two for one router: confirm, or roll back when any router failed."""
+    res = session.result
+    try:
+        if not res.committed:
+            return
+        if any_failed:
+            error = _rollback(session, progress)
+            if res.status is not Status.FAILED:
+                res.status = Status.ROLLED_BACK
+            if error:
+                res.error = f"{res.error}; {error}" if res.error else error
+            return
+        if res.pending:
+            progress.stage(session.name, "confirming")
+            session.driver.confirm_commit()
+            res.pending = False
+    except Exception as exc:
+        _fail(session, "confirm failed", exc)
+    finally:
+        res.seconds = time.monotonic() - session.started
+
+
+def _parallel(fn: Callable[[_Session], None], sessions: Sequence[_Session], workers: int) -> None:
+    if len(sessions) <= 1 or workers <= 1:
+        for s in sessions:
+            fn(s)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lbauto-push") as pool:
+        for _ in pool.map(fn, sessions):
+            pass
+
+
+def push(
+    jobs: Sequence[RouterPush],
+    *,
+    dry_run: bool = False,
+    revert_in: int | None = DEFAULT_REVERT_IN,
+    verify_timeout: float = DEFAULT_VERIFY_TIMEOUT,
+    workers: int = 32,
+    console: Console | None = None,
+    opener: Opener = open_driver,
+) -> PushResult:
+    """Push every job; return the per-router result, or raise :class:`PushAbortedError` after
+    rolling back every router this call changed. ``revert_in`` is the commit-confirm window
+    (rounded to what each platform supports); it must outlast the slowest router's commit and
+    verification.
+    """
+    names = [j.router.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise PushError("a router appears twice in one push; merge its changes first")
+    sessions = [_Session(j, RouterResult(j.router.name, j.router.platform.value)) for j in jobs]
+    progress = _Progress(console, names)
+    try:
+        with progress.shown():
+            _parallel(
+                lambda s: _prepare(
+                    s,
+                    opener=opener,
+                    dry_run=dry_run,
+                    revert_in=revert_in,
+                    verify_timeout=verify_timeout,
+                    progress=progress,
+                ),
+                sessions,
+                workers,
+            )
+            any_failed = any(s.result.status is Status.FAILED for s in sessions)
+            _parallel(lambda s: _finish(s, any_failed, progress), sessions, workers)
+            # A confirm that failed (e.g. the router already reverted) undoes the rest too.
+            if not any_failed and any(s.result.status is Status.FAILED for s in sessions):
+                _parallel(lambda s: _finish(s, True, progress), sessions, workers)
+    finally:
+        for s in sessions:
+            s.close()
+            s.result.seconds = s.result.seconds or time.monotonic() - s.started
+    result = PushResult(tuple(s.result for s in sessions), dry_run=dry_run)
+    failed = result.failed
+    if failed:
+        first = failed[0]
+        others = f" (and {len(failed) - 1} more router(s))" if len(failed) > 1 else ""
+        undone = [r.router for r in result.results if r.status is Status.ROLLED_BACK]
+        tail = f"; rolled back: {', '.join(undone)}" if undone else ""
+        raise PushAbortedError(f"{first.error}{others}{tail}", first.router, result)
+    return result
+
+
+def config_text(lines: Sequence[str]) -> str:
+    """Rendered change lines as a merge candidate."""
+    return "".join(line + "\n" for line in lines)
+
+
+# --------------------------------------------------------------------------- orchestrator port
+
+
+class RouterFleet:
+    """The executor's :class:`~lbauto.orchestrate.ports.RouterPort` over real routers.
+
+    ``observed`` (the routers' lbauto-owned objects, from :mod:`lbauto.push.observe`) is what
+    the FRR templates need to render removals of PBR objects.
+    """
+
+    def __init__(
+        self,
+        routers: Sequence[Router],
+        *,
+        observed: Mapping[str, frozenset[OwnedObject]] | None = None,
+        revert_in: int | None = DEFAULT_REVERT_IN,
+        verify_timeout: float = DEFAULT_VERIFY_TIMEOUT,
+        console: Console | None = None,
+        opener: Opener = open_driver,
+        template_dir: Path | None = None,
+    ) -> None:
+        self.routers = {r.name: r for r in routers}
+        self.template_dir = template_dir
+        self.observed: dict[str, frozenset[OwnedObject]] = dict(observed or {})
+        self.revert_in = revert_in
+        self.verify_timeout = verify_timeout
+        self.console = console
+        self.opener = opener
+        self.last_result: PushResult | None = None
+
+    def _router(self, name: str) -> Router:
+        try:
+            return self.routers[name]
+        except KeyError:
+            raise PushError("router is not in the inventory", router=name) from None
+
+    def jobs(self, changes: Sequence[RouterChange]) -> list[RouterPush]:
+        out = []
+        for change in changes:
+            if change.empty:
+                continue
+            router = self._router(change.router)
+            observed = self.observed.get(router.name, frozenset())
+            lines = render_changes(
+                router, change.remove, change.add, observed, template_dir=self.template_dir
+            )
+            out.append(RouterPush(router, config_text(lines), Expectation.of_change(change)))
+        return out
+
+    def push(self, changes: Sequence[RouterChange]) -> None:
+        self.last_result = push(
+            self.jobs(changes),
+            revert_in=self.revert_in,
+            verify_timeout=self.verify_timeout,
+            console=self.console,
+            opener=self.opener,
+        )
+        for change in changes:  # keep the observed objects current for the next render
+            cur = set(self.observed.get(change.router, frozenset()))
+            cur.difference_update(change.remove)
+            cur.update(change.add)
+            self.observed[change.router] = frozenset(cur)
+
+    def verify(self, changes: Sequence[RouterChange]) -> None:
+        jobs = [(self._router(c.router), Expectation.of_change(c)) for c in changes if not c.empty]
+
+        def one(item: tuple[Router, Expectation]) -> str | None:
+            router, expect = item
+            driver = self.opener(router)
+            try:
+                problems = verify(driver, router.platform, expect, self.verify_timeout)
+            finally:
+                driver.close()
+            return f"{router.name}: " + "; ".join(problems) if problems else None
+
+        with ThreadPoolExecutor(max_workers=max(1, min(32, len(jobs)))) as pool:
+            failures = [f for f in pool.map(one, jobs) if f]
+        if failures:
+            raise PushError("verification failed: " + " | ".join(failures))
+
+
+# ---------------------------------------------------------------------------------- display
+
+
+_STYLE = {
+    Status.CHANGED: "green",
+    Status.UNCHANGED: "dim",
+    Status.FAILED: "bold red",
+    Status.ROLLED_BACK: "yellow",
+}
+
+
+def result_table(result: PushResult) -> Table:
+    title = "push (dry run: nothing changed)" if result.dry_run else "push"
+    table = Table(title=title)
+    for col in ("router", "platform", "result", "diff lines", "seconds", "error"):
+        table.add_column(col, justify="right" if col in ("diff lines", "seconds") else "left")
+    for r in result.results:
+        status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
+        table.add_row(
+            r.router,
+            r.platform,
+            f"[{_STYLE[r.status]}]{status}[/]",
+            str(r.diff_lines),
+            f"{r.seconds:.2f}",
+            r.error or "",
+        )
+    return table
+
+
+def print_result(console: Console, result: PushResult, diffs: bool = True) -> None:
+    """The per-router device diffs, then the result table."""
+    if diffs:
+        for r in result.results:
+            if r.diff.strip():
+                console.rule(f"{r.router} ({r.platform})")
+                for line in r.diff.splitlines():
+                    style = {"+": "green", "-": "red"}.get(line[:1], "")
+                    console.print(line, style=style, highlight=False, markup=False)
+    console.print(result_table(result))

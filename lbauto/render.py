@@ -1,0 +1,351 @@
+"""Render lbauto-owned router configuration from typed objects with Jinja2 templates.
+
+One template per platform, ``lbauto/templates/<platform>/config.j2``, renders both the full
+intended config (:func:`render_config`: additions only) and ordered change lines
+(:func:`render_changes`: removals, then additions). An inventory may override any template file
+with ``<template_dir>/<platform>/<file>.j2``.
+
+Templates get pre-formatted rows, not the objects, because formatting ``ipaddress`` values inside
+Jinja costs several microseconds per line and a router may carry tens of thousands of lines. The
+row layouts (all strings except where noted) are:
+
+- route: ``(version: int, prefix, address, netmask, next_hop, tag: int, distance: int,
+  whole: bool)`` -- ``netmask`` is dotted for IPv4 and empty for IPv6; ``whole`` (removals on
+  whole-prefix platforms only) means no lbauto next hop survives, so the route may go entirely.
+- rule: ``(version: int, seq: int, prefix, address, netmask, next_hop)``
+- binding: ``(interface, version: int, ifname, unit)`` -- ``ifname``/``unit`` split ``ge-0/0/1.5``
+  style names (unit ``0`` when there is none).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import operator
+import re
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import jinja2
+
+from lbauto.errors import RenderError
+from lbauto.model import (
+    POLICY_PREFIX,
+    OwnedObject,
+    PbrBinding,
+    PbrRule,
+    Platform,
+    Router,
+    StaticRoute,
+)
+from lbauto.platforms import PLATFORMS
+
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATE = "config.j2"
+
+RouteRow: TypeAlias = tuple[int, str, str, str, str, int, int, bool]
+RuleRow: TypeAlias = tuple[int, int, str, str, str, str]
+BindingRow: TypeAlias = tuple[str, int, str, str]
+
+#: Interface names as the inventory validates them; anything else never reaches a template.
+_INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9._/:-]*\Z")
+#: Rendered config is plain words: a character outside this set can only come from a value that
+#: slipped past validation (``;``, ``!``, quotes, ``#``, control characters).
+_FORBIDDEN = re.compile(r"[^A-Za-z0-9 ./:_\n-]")
+_FIRST = operator.itemgetter(0)
+_ADDRESS_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+_NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+# ------------------------------------------------------------------------------------ templates
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(folder: str, template_dir: Path | None) -> jinja2.Environment:
+    """One cached Environment per (platform folder, override dir): templates compile once."""
+    paths = [BUILTIN_TEMPLATES / folder]
+    if template_dir is not None:
+        paths.insert(0, Path(template_dir) / folder)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in paths]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _template(platform: Platform, template_dir: Path | None) -> jinja2.Template:
+    folder = PLATFORMS[platform].template_folder
+    env = _environment(folder, template_dir)
+    try:
+        return env.get_template(TEMPLATE)
+    except jinja2.TemplateNotFound:
+        where = f"{template_dir}/{folder} or " if template_dir else ""
+        raise RenderError(
+            f"no template {TEMPLATE} for platform {platform.value} in {where}"
+            f"{BUILTIN_TEMPLATES / folder} (reinstall lbauto or fix the inventory's template_dir)"
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(
+            f"template {exc.filename or TEMPLATE} line {exc.lineno} for platform"
+            f" {platform.value} is invalid: {exc.message}"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+
+#: Address text by integer value (IPv4, IPv6), shared by all calls: ``str()`` of an ipaddress
+#: value costs microseconds (IPv6 ten times more) and the same VIPs, agents and DIPs recur on
+#: every router. Bounded: cleared when it grows past _MAX_CACHED entries.
+_TEXT: tuple[dict[int, str], dict[int, str]] = ({}, {})
+_MAX_CACHED = 1 << 20
+
+
+def _text(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    cache = _TEXT[0] if isinstance(a, ipaddress.IPv4Address) else _TEXT[1]
+    value = int(a)
+    got = cache.get(value)
+    if got is None:
+        if len(cache) > _MAX_CACHED:
+            cache.clear()
+        got = cache[value] = str(a)
+    return got
+
+
+class _Formatter:
+    """Formats one call's objects into sorted rows, converting each distinct address once.
+
+    Keys are ``id()``s: every object stays referenced by the caller for the whole call, so an id
+    cannot be reused while the cache lives. LB routes share their next hop (the agent) and a
+    VIP's routes and rules share their prefix, so most conversions are cache hits. Sort keys
+    are plain int tuples built from the same cache, compared in C.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._prefixes: dict[int, tuple[int, int, str, str, str]] = {}
+        self._hops: dict[int, tuple[int, str]] = {}
+
+    def prefix(self, p: Any) -> tuple[int, int, str, str, str]:
+        """(sort key, version, prefix text, address text, dotted netmask or "")."""
+        got = self._prefixes.get(id(p))
+        if got is None:
+            if not isinstance(p, _NETWORK_TYPES):
+                raise RenderError(f"router {self.router.name}: {p!r} is not an IP prefix")
+            net, plen = p.network_address, p.prefixlen
+            address = _text(net)
+            # One int orders IPv4 before IPv6, then numerically: big-int compares are C-fast.
+            if isinstance(p, ipaddress.IPv4Network):
+                key = (int(net) << 8) | plen
+                got = (key, 4, f"{address}/{plen}", address, str(p.netmask))
+            else:
+                key = (1 << 136) | (int(net) << 8) | plen
+                got = (key, 6, f"{address}/{plen}", address, "")
+            self._prefixes[id(p)] = got
+        return got
+
+    def hop(self, a: Any) -> tuple[int, str]:
+        """(sort key, text)."""
+        got = self._hops.get(id(a))
+        if got is None:
+            if not isinstance(a, _ADDRESS_TYPES):
+                raise RenderError(f"router {self.router.name}: {a!r} is not an IP address")
+            key = int(a) if isinstance(a, ipaddress.IPv4Address) else (1 << 128) | int(a)
+            got = self._hops[id(a)] = (key, _text(a))
+        return got
+
+    def routes(self, routes: Iterable[StaticRoute], whole: Collection[Any] = ()) -> list[RouteRow]:
+        keyed: list[tuple[int, RouteRow]] = []
+        prefixes, hops = self._prefixes, self._hops  # inlined cache hits: this loop is hot
+        for r in routes:
+            pe = prefixes.get(id(r.prefix)) or self.prefix(r.prefix)
+            he = hops.get(id(r.next_hop)) or self.hop(r.next_hop)
+            is_whole = bool(whole) and r.prefix in whole
+            key = (pe[0] << 169) | (he[0] << 40) | (r.distance << 32) | r.tag
+            keyed.append((key, (pe[1], pe[2], pe[3], pe[4], he[1], r.tag, r.distance, is_whole)))
+        keyed.sort(key=_FIRST)
+        rows = [row for _, row in keyed]
+        if whole:
+            # one whole-prefix delete removes every next hop of that prefix
+            rows = [
+                row for i, row in enumerate(rows) if not (row[7] and i and rows[i - 1][1] == row[1])
+            ]
+        return rows
+
+    def rules(self, rules: Iterable[PbrRule]) -> list[RuleRow]:
+        keyed: list[tuple[int, RuleRow]] = []
+        for r in rules:
+            pk, v, p, a, m = self.prefix(r.prefix)
+            keyed.append(((r.seq << 137) | pk, (v, r.seq, p, a, m, self.hop(r.next_hop)[1])))
+        keyed.sort(key=_FIRST)
+        return [row for _, row in keyed]
+
+    def bindings(self, bindings: Iterable[PbrBinding]) -> list[BindingRow]:
+        rows: list[BindingRow] = []
+        for b in sorted(bindings, key=_binding_key):
+            name = b.interface
+            if not isinstance(name, str) or not _INTERFACE.match(name):
+                raise RenderError(
+                    f"router {self.router.name}: interface name {name!r} is not a plain"
+                    " interface name (letters, digits, . _ / : -); fix the router's ingress list"
+                )
+            ifname, dot, unit = name.rpartition(".")
+            if not (dot and unit.isdigit()):
+                ifname, unit = name, "0"
+            rows.append((name, b.version, ifname, unit))
+        return rows
+
+
+def _binding_key(b: PbrBinding) -> tuple[str, int]:
+    return (b.interface, b.version)
+
+
+def _split(
+    objects: Iterable[OwnedObject],
+) -> tuple[list[StaticRoute], list[PbrRule], list[PbrBinding]]:
+    routes: list[StaticRoute] = []
+    rules: list[PbrRule] = []
+    bindings: list[PbrBinding] = []
+    for o in objects:
+        if isinstance(o, StaticRoute):
+            routes.append(o)
+        elif isinstance(o, PbrRule):
+            rules.append(o)
+        elif isinstance(o, PbrBinding):
+            bindings.append(o)
+        else:
+            raise RenderError(f"cannot render {o!r}: not an lbauto-owned object")
+    return routes, rules, bindings
+
+
+def _check_numbers(router: Router, routes: Sequence[StaticRoute], rules: Sequence[PbrRule]) -> None:
+    """Numbers go into templates as text: make sure they are plain ints in range."""
+    limit = PLATFORMS[router.platform].max_pbr_seq
+    for what, values, low, high in (
+        ("distance", {r.distance for r in routes}, 1, 255),
+        ("tag", {r.tag for r in routes}, 0, 4_294_967_295),
+        ("PBR sequence", {r.seq for r in rules}, 1, limit),
+    ):
+        for value in values:
+            if type(value) is not int or not low <= value <= high:
+                raise RenderError(
+                    f"router {router.name}: {what} {value!r} is outside {low}..{high}"
+                    f" for platform {router.platform.value}"
+                )
+
+
+# ------------------------------------------------------------------------------------ rendering
+
+
+def _dedupe_bindings(bindings: Iterable[PbrBinding]) -> list[PbrBinding]:
+    """On platforms with one policy for both families an interface is bound once."""
+    first: dict[str, PbrBinding] = {}
+    for b in sorted(bindings, key=_binding_key):
+        first.setdefault(b.interface, b)
+    return list(first.values())
+
+
+def _context(
+    router: Router,
+    remove: Iterable[OwnedObject],
+    add: Iterable[OwnedObject],
+    observed: Collection[OwnedObject],
+    full: bool,
+) -> dict[str, Any]:
+    spec = PLATFORMS[router.platform]
+    rm_routes, rm_rules, rm_bindings = _split(remove)
+    add_routes, add_rules, add_bindings = _split(add)
+    _check_numbers(router, rm_routes + add_routes, rm_rules + add_rules)
+
+    # What the router keeps after the change. Removals only take a whole policy or prefix with
+    # them when ``observed`` shows that nothing of it survives: without ``observed`` we cannot
+    # know, and leaving an empty container is harmless while deleting a live one is not.
+    whole: set[Any] = set()
+    drop_families: list[int] = []
+    drop_all = False
+    need_whole = spec.route_removal_whole_prefix and bool(rm_routes)
+    need_bindings = not spec.binding_per_family and bool(rm_bindings)
+    if need_whole or rm_rules or need_bindings:
+        removed = {*rm_routes, *rm_rules, *rm_bindings}
+        informed = removed.issubset(observed)
+        kept_routes, kept_rules, kept_bindings = _split(o for o in observed if o not in removed)
+        kept_routes += add_routes
+        kept_rules += add_rules
+        kept_bindings += add_bindings
+        if need_whole and informed:
+            whole = {r.prefix for r in rm_routes} - {r.prefix for r in kept_routes}
+        if rm_rules and informed:
+            alive = {r.prefix.version for r in kept_rules}
+            drop_families = sorted({r.prefix.version for r in rm_rules} - alive)
+            drop_all = not kept_rules
+        if need_bindings:
+            still_bound = {b.interface for b in kept_bindings}
+            rm_bindings = [b for b in rm_bindings if b.interface not in still_bound]
+    if not spec.binding_per_family:
+        rm_bindings = _dedupe_bindings(rm_bindings)
+        add_bindings = _dedupe_bindings(add_bindings)
+
+    fmt = _Formatter(router)
+    return {
+        "router": router.name,
+        "platform": router.platform.value,
+        "policy": POLICY_PREFIX,
+        "policy6": f"{POLICY_PREFIX}6",
+        "full": full,
+        "remove_bindings": fmt.bindings(rm_bindings),
+        "remove_rules": fmt.rules(rm_rules),
+        "remove_routes": fmt.routes(rm_routes, whole),
+        "drop_families": drop_families,
+        "drop_all": drop_all,
+        "add_routes": fmt.routes(add_routes),
+        "add_rules": fmt.rules(add_rules),
+        "add_bindings": fmt.bindings(add_bindings),
+    }
+
+
+def _render(router: Router, context: dict[str, Any], template_dir: Path | None) -> str:
+    template = _template(router.platform, template_dir)
+    try:
+        text = template.render(context)
+    except jinja2.TemplateError as exc:
+        raise RenderError(
+            f"router {router.name}: template {TEMPLATE} for platform {router.platform.value}"
+            f" failed: {exc}"
+        ) from None
+    bad = _FORBIDDEN.search(text)
+    if bad:
+        start = text.rfind("\n", 0, bad.start()) + 1
+        end = text.find("\n", bad.start())
+        line = text[start : end if end >= 0 else len(text)]
+        raise RenderError(
+            f"router {router.name}: rendered line {line!r} contains {bad.group()!r}, which could"
+            " start a second command; refusing to push it (check values and template overrides)"
+        )
+    return text
+
+
+def render_config(
+    router: Router, objects: Iterable[OwnedObject], template_dir: Path | None = None
+) -> str:
+    """The full intended lbauto-owned config of ``router`` (what ``lbauto render`` prints)."""
+    context = _context(router, (), objects, (), full=True)
+    return _render(router, context, template_dir)
+
+
+def render_changes(
+    router: Router,
+    remove: Sequence[OwnedObject],
+    add: Sequence[OwnedObject],
+    observed: Collection[OwnedObject] = (),
+    template_dir: Path | None = None,
+) -> list[str]:
+    """Ordered config lines: removals (bindings, rules, routes), then additions (routes, rules,
+    bindings). ``observed`` (the router's current lbauto objects) lets removals take a whole
+    policy or route prefix along when nothing of it survives, and keeps an interface bound on
+    platforms where one binding serves both families."""
+    context = _context(router, remove, add, observed, full=False)
+    return [line for line in _render(router, context, template_dir).splitlines() if line.strip()]

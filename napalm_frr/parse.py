@@ -1,0 +1,145 @@
+"""Pure parsers for FRR output: frr-reload diffs, ``show ip route json``, uptimes, secrets."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SECTION_DELETE = "Lines To Delete"
+_SECTION_ADD = "Lines To Add"
+
+
+def _entries(lines: list[str]) -> list[list[str]]:
+    """Group frr-reload lines: a top-level line plus the indented lines that follow it."""
+    entries: list[list[str]] = []
+    for line in lines:
+        if not line.strip() or set(line.strip()) == {"="}:
+            continue
+        if line.startswith(" ") and entries:
+            entries[-1].append(line)
+        else:
+            entries.append([line])
+    return entries
+
+
+def _present(running: str, line: str) -> bool:
+    """Whether ``line`` (or a longer line starting with it) is in the running config."""
+    return any(r == line or r.startswith(line + " ") for r in running.splitlines())
+
+
+def _signed(line: str, deleting: bool) -> str:
+    indent = len(line) - len(line.lstrip(" "))
+    body = line.strip()
+    if body.startswith("no "):
+        return "-" + " " * indent + body[3:]
+    return ("-" if deleting else "+") + " " * indent + body
+
+
+def format_reload_diff(output: str, running: str) -> str:
+    """Turn ``frr-reload.py --test`` output into one ordered +/- diff.
+
+    frr-reload lists some removals as ``no ...`` lines under "Lines To Add" and repeats a
+    context line (``interface X``) before each of its sub-lines; the result shows every change
+    once, a removal as ``-``, an addition as ``+`` and an unchanged context as a blank column.
+    Removing something the running config does not have is a no-op, so it is left out.
+    """
+    sections: dict[str, list[str]] = {_SECTION_DELETE: [], _SECTION_ADD: []}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.strip() in sections:
+            current = sections[line.strip()]
+        elif current is not None:
+            current.append(line)
+    out: list[str] = []
+    last_header: str | None = None
+    for deleting, name in ((True, _SECTION_DELETE), (False, _SECTION_ADD)):
+        for entry in _entries(sections[name]):
+            head = entry[0].rstrip()
+            if len(entry) == 1:
+                if head.startswith("no ") and not _present(running, head[3:]):
+                    continue
+                out.append(_signed(head, deleting))
+                last_header = head
+                continue
+            if head != last_header:
+                out.append(" " + head)
+                last_header = head
+            out.extend(_signed(sub.rstrip(), deleting) for sub in entry[1:])
+    return "\n".join(out)
+
+
+def diff_size(diff: str) -> int:
+    """Number of changed lines in a +/- diff."""
+    return sum(1 for line in diff.splitlines() if line[:1] in "+-")
+
+
+_AGE_PARTS = re.compile(r"(\d+)([wdhms])")
+_AGE_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_age(text: str) -> int:
+    """FRR route uptime (``00:01:02``, ``1d02h03m``, ``02w3d04h``) in seconds; -1 if unknown."""
+    text = text.strip()
+    if re.fullmatch(r"\d+:\d\d:\d\d", text):
+        h, m, s = (int(p) for p in text.split(":"))
+        return h * 3600 + m * 60 + s
+    parts = _AGE_PARTS.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return -1
+    return sum(int(n) * _AGE_UNITS[u] for n, u in parts)
+
+
+def routes_from_json(data: dict[str, Any], protocol: str = "") -> dict[str, list[dict[str, Any]]]:
+    """``show ip[v6] route ... json`` -> NAPALM ``get_route_to`` (one entry per next hop)."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    for prefix, entries in data.items():
+        for entry in entries or []:
+            proto = str(entry.get("protocol", ""))
+            if protocol and proto != protocol.lower():
+                continue
+            selected = bool(entry.get("selected", False))
+            attrs = {
+                "tag": int(entry.get("tag", 0)),
+                "metric": int(entry.get("metric", 0)),
+                "installed": bool(entry.get("installed", False)),
+                "table": int(entry.get("table", 0)),
+            }
+            for nh in entry.get("nexthops", []) or [{}]:
+                result.setdefault(prefix, []).append(
+                    {
+                        "protocol": proto,
+                        "current_active": selected,
+                        "last_active": False,
+                        "age": parse_age(str(entry.get("uptime", ""))),
+                        "next_hop": str(nh.get("ip", "")),
+                        "outgoing_interface": str(nh.get("interfaceName", "")),
+                        "selected_next_hop": selected and bool(nh.get("fib", False)),
+                        "preference": int(entry.get("distance", 0)),
+                        "inactive_reason": "" if selected else "not selected",
+                        "routing_table": str(entry.get("vrfName", "default")),
+                        "protocol_attributes": dict(attrs),
+                    }
+                )
+    return result
+
+
+_SECRET_LINE = re.compile(
+    r"^(?P<head>\s*(?:enable\s+)?password\s+|.*\bneighbor\s+\S+\s+password\s+"
+    r"|\s*(?:ip\s+ospf\s+)?(?:message-digest-key\s+\d+\s+md5|authentication-key)\s+"
+    r"|\s*key-string\s+|\s*snmp-server\s+community\s+)(?P<secret>\S+)",
+    re.MULTILINE,
+)
+
+
+def sanitize(config: str) -> str:
+    """Replace passwords, keys and communities in an FRR config with ``<removed>``."""
+    return _SECRET_LINE.sub(lambda m: m.group("head") + "<removed>", config)
+
+
+_VERSION = re.compile(r"FRRouting\s+(?P<version>\S+)\s+\((?P<host>[^)]*)\)")
+
+
+def parse_version(text: str) -> tuple[str, str]:
+    """``show version`` -> (os_version, hostname); empty strings if the banner is unknown."""
+    m = _VERSION.search(text)
+    return (m.group("version"), m.group("host")) if m else ("", "")

@@ -1,0 +1,178 @@
+"""The agent's data plane under real traffic: client -> router -> agent -> DIPs (DSR)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lbauto.model import Drain, Mode, Transit
+from tests.integration.agent_net import Net, addr, network
+
+pytestmark = pytest.mark.integration
+
+VIP4, VIP6 = "192.0.2.10", "2001:db8:10::10"
+
+
+@pytest.fixture
+def net() -> Iterator[Net]:
+    with network(dips=3) as n:
+        yield n
+
+
+def dips_of(net: Net, vip: str, names: list[str]) -> list[str]:
+    table = net.dip6 if ":" in vip else net.dip4
+    return [table[n] for n in names]
+
+
+def put(net: Net, vip: str, names: list[str], **kw: object) -> None:
+    mode = kw.pop("mode", Mode.MULTI if len(names) != 1 else Mode.SINGLE)
+    with net.client() as c:
+        c.put_vip(
+            addr(vip),
+            mode=mode,  # type: ignore[arg-type]
+            dips=[addr(d) for d in dips_of(net, vip, names)],
+            flow_tracking=kw.pop("flow_tracking", True),  # type: ignore[arg-type]
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def to_agent(net: Net, vip: str) -> None:
+    net.route(vip, "2001:db8:100::10" if ":" in vip else "198.51.100.10")
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6])
+def test_new_connections_spread_by_bucket_share_and_stick(net: Net, vip: str) -> None:
+    net.add_vip(vip)
+    put(net, vip, ["d1", "d2", "d3"])
+    to_agent(net, vip)
+    seen = net.short_conns(vip, 300)
+    assert set(seen) == {"d1", "d2", "d3"}, seen
+    for n in ("d1", "d2", "d3"):
+        assert 60 <= seen[n] <= 140, seen  # 1/3 each by bucket share (binomial, sd ~8)
+    # the kernel recorded every choice: its per-DIP counts equal what the client saw
+    with net.client() as c:
+        fc = c.flows(addr(vip))
+    assert fc.total == 300
+    assert {str(k): v for k, v in fc.per_dip.items()} == {
+        d: seen[n]
+        for n, d in zip(("d1", "d2", "d3"), dips_of(net, vip, ["d1", "d2", "d3"]), strict=True)
+    }
+    conns = net.open_conns(vip, 30)
+    try:
+        conns.probe_for(1.0)
+        assert not conns.broken
+    finally:
+        conns.close()
+
+
+def test_rebalance_keeps_established_connections(net: Net) -> None:
+    net.add_vip(VIP4)
+    put(net, VIP4, ["d1", "d2"])
+    to_agent(net, VIP4)
+    conns = net.open_conns(VIP4, 120)
+    try:
+        assert set(conns.per_dip()) == {"d1", "d2"}
+        # add d3, remove d1 (it drains: its connections keep it)
+        put(net, VIP4, ["d2", "d3"], drain=Drain((addr(net.dip4["d1"]),), 60))
+        conns.probe_for(2.0)
+        assert not conns.broken, [c.broken for c in conns.broken]
+        assert len(conns.conns) >= 100
+        fresh = net.short_conns(VIP4, 60)
+        assert set(fresh) == {"d2", "d3"}, fresh
+        # and back: d1 returns, d3 leaves
+        put(net, VIP4, ["d1", "d2"], drain=Drain((addr(net.dip4["d3"]),), 60))
+        conns.probe_for(1.0)
+        assert not conns.broken
+    finally:
+        conns.close()
+
+
+def test_tracking_off_forwards_with_zero_flow_entries(net: Net) -> None:
+    net.add_vip(VIP4)
+    put(net, VIP4, ["d2"], flow_tracking=True)
+    to_agent(net, VIP4)
+    assert net.short_conns(VIP4, 10) == {"d2": 10}
+    with net.client() as c:
+        assert c.flows(addr(VIP4)).total == 10
+        put(net, VIP4, ["d2"], flow_tracking=False)  # turning it off flushes the VIP's flows
+        assert c.flows(addr(VIP4)).total == 0
+        conns = net.open_conns(VIP4, 20)
+        try:
+            assert net.short_conns(VIP4, 20) == {"d2": 20}
+            conns.probe_for(0.5)
+            assert not conns.broken
+            assert c.flows(addr(VIP4)).total == 0
+        finally:
+            conns.close()
+    sfx = "4_c000020a"
+    assert "elements" not in net.nft("list", "map", "netdev", "lbauto", f"f{sfx}")
+
+
+@pytest.mark.parametrize("pin", [True, False], ids=["with-pin", "without-pin"])
+def test_transit_pin_keeps_bypassed_connections(net: Net, pin: bool) -> None:
+    """single(d1) with the router bypass -> multi(d1,d2,d3): the router switches to the agent
+    while 120 long-lived connections run. The pin keeps all; without it most land elsewhere."""
+    net.add_vip(VIP4)
+    put(net, VIP4, ["d1"], flow_tracking=False)
+    net.route(VIP4, net.dip4["d1"])  # the bypass
+    conns = net.open_conns(VIP4, 120)
+    try:
+        assert conns.per_dip() == {"d1": 120}
+        transit = Transit(addr(net.dip4["d1"]), 60) if pin else None
+        put(net, VIP4, ["d1", "d2", "d3"], transit=transit)
+        to_agent(net, VIP4)  # bypass removed: traffic now reaches the agent
+        conns.probe_for(2.0)
+        broken = len(conns.broken)
+    finally:
+        conns.close()
+    if pin:
+        assert broken == 0
+        with net.client() as c:
+            metrics = c._http.get("/metrics").text
+        hits = re.search(r'lbauto_agent_vip_transit_hits_total\{vip="192.0.2.10"\} (\S+)', metrics)
+        assert hits and float(hits.group(1)) >= 120  # every pinned connection hit the pin
+        fresh = net.short_conns(VIP4, 90)  # new connections still spread
+        assert set(fresh) == {"d1", "d2", "d3"}, fresh
+    else:
+        assert broken > 30, "without the pin most bypassed connections must break"
+
+
+def test_drain_gets_no_new_connections_and_keeps_old_ones() -> None:
+    # a short flow timeout, so the drain can end because the flows ended
+    with network(dips=2, flow_timeout=3) as net:
+        net.add_vip(VIP4)
+        put(net, VIP4, ["d1", "d2"])
+        to_agent(net, VIP4)
+        conns = net.open_conns(VIP4, 40)
+        try:
+            on_d1 = conns.per_dip()["d1"]
+            assert on_d1 > 5
+            put(net, VIP4, ["d2"], drain=Drain((addr(net.dip4["d1"]),), 120))
+            fresh = net.short_conns(VIP4, 30)
+            assert fresh == {"d2": 30}
+            conns.probe_for(4.0)  # longer than the flow timeout: activity keeps the flows
+            assert not conns.broken
+            with net.client() as c:
+                vip = c.get_vip(addr(VIP4))
+            assert vip is not None and vip.drain is not None
+        finally:
+            conns.close()
+        # connections ended; their flows time out; the drain ends long before its 120 s
+        with net.client() as c:
+            for _ in range(100):
+                v = c.get_vip(addr(VIP4))
+                if v is not None and v.drain is None:
+                    break
+                time.sleep(0.1)
+            assert v is not None and v.drain is None
+
+
+def test_empty_vip_rejects_fast(net: Net) -> None:
+    net.add_vip(VIP4)
+    put(net, VIP4, [], mode=Mode.EMPTY, flow_tracking=False)
+    to_agent(net, VIP4)
+    seen = net.short_conns(VIP4, 5)
+    assert seen == {"error:ConnectionRefusedError": 5}, seen

@@ -1,0 +1,107 @@
+"""Plain hand-written fakes for the executor's seams (agents and routers).
+
+They keep state in memory exactly like the real ports promise to: generations and If-Match on
+the agent, all-or-nothing pushes with one commit per router on the routers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from lbauto.errors import AgentError, ConflictError, PushError
+from lbauto.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
+from lbauto.plan import RouterChange
+
+
+@dataclass
+class FakeAgent:
+    name: str
+    vips: dict[IPAddress, AgentVip] = field(default_factory=dict)
+    flows: dict[IPAddress, dict[IPAddress, int]] = field(default_factory=dict)
+    fail_on: set[str] = field(default_factory=set)  # method names that raise AgentError
+    calls: list[str] = field(default_factory=list)
+
+    def _check(self, what: str) -> None:
+        self.calls.append(what)
+        if what in self.fail_on:
+            raise AgentError(f"{what} refused (injected)", agent=self.name, status=503)
+
+    def get_vip(self, address: IPAddress) -> AgentVip | None:
+        self._check("get_vip")
+        return self.vips.get(address)
+
+    def put_vip(
+        self,
+        address: IPAddress,
+        *,
+        name: str | None,
+        mode: Mode,
+        dips: Sequence[IPAddress],
+        flow_tracking: bool,
+        transit: Transit | None = None,
+        drain: Drain | None = None,
+        if_match: int | None = None,
+    ) -> AgentVip:
+        self._check("put_vip")
+        now = self.vips.get(address)
+        if if_match is not None and (now is None or now.generation != if_match):
+            raise ConflictError("generation mismatch", agent=self.name, status=412)
+        gen = (now.generation or 0) + 1 if now else 1
+        vip = AgentVip(address, mode, tuple(dips), flow_tracking, gen, name, transit, drain)
+        self.vips[address] = vip
+        if not flow_tracking:
+            self.flows.pop(address, None)
+        return vip
+
+    def delete_vip(self, address: IPAddress, *, if_match: int | None = None) -> None:
+        self._check("delete_vip")
+        now = self.vips.get(address)
+        if now is not None and if_match is not None and now.generation != if_match:
+            raise ConflictError("generation mismatch", agent=self.name, status=412)
+        self.vips.pop(address, None)
+        self.flows.pop(address, None)
+
+    def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
+        self._check("flows_per_dip")
+        return dict(self.flows.get(address, {}))
+
+    def settled(self) -> dict[IPAddress, AgentVip]:
+        """VIPs as a finished run leaves them: timers expired, generation ignored."""
+        return {
+            a: replace(v, generation=None, transit=None, drain=None, name=None)
+            for a, v in self.vips.items()
+        }
+
+
+@dataclass
+class FakeRouters:
+    objects: dict[str, set[OwnedObject]] = field(default_factory=dict)
+    fail_push: set[str] = field(default_factory=set)  # routers whose push fails
+    fail_verify: set[str] = field(default_factory=set)
+    commits: dict[str, int] = field(default_factory=dict)
+    pushes: list[tuple[RouterChange, ...]] = field(default_factory=list)
+
+    def push(self, changes: Sequence[RouterChange]) -> None:
+        self.pushes.append(tuple(changes))
+        before = {rc.router: set(self.objects.get(rc.router, set())) for rc in changes}
+        for rc in changes:
+            if rc.router in self.fail_push:
+                # all-or-nothing: the routers changed in this call go back
+                for name, objs in before.items():
+                    self.objects[name] = objs
+                raise PushError("commit failed (injected)", router=rc.router)
+            objs = self.objects.setdefault(rc.router, set())
+            objs.difference_update(rc.remove)
+            objs.update(rc.add)
+            self.commits[rc.router] = self.commits.get(rc.router, 0) + 1
+
+    def verify(self, changes: Sequence[RouterChange]) -> None:
+        for rc in changes:
+            if rc.router in self.fail_verify:
+                raise PushError("route not active (injected)", router=rc.router)
+            have = self.objects.get(rc.router, set())
+            missing = [o for o in rc.add if o not in have]
+            stale = [o for o in rc.remove if o in have]
+            if missing or stale:
+                raise PushError(f"missing {missing} stale {stale}", router=rc.router)
