@@ -10,7 +10,7 @@ bootstrap:
 
 ## demo: run lbauto's main job on its embedded default
 demo: bootstrap
-	$(LBAUTO) plan --inventory inventories/example --state inventories/example/state.json
+	$(LBAUTO) demo
 
 ## test: lint, type-check, then every test (integration tests need root)
 test: bootstrap lint

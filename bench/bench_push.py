@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import shutil
 import statistics
 import time
 from collections.abc import Sequence
@@ -121,6 +122,9 @@ def main() -> None:
         if not args.keep:
             for name, _ in LABS:
                 down(name)
+            for r in routers:  # the FRR driver's working files on each router
+                pathspace = r.optional_args.get("pathspace")
+                shutil.rmtree(f"/var/tmp/napalm-frr/{pathspace}", ignore_errors=True)
 
 
 if __name__ == "__main__":

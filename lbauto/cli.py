@@ -35,7 +35,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+# Wide enough for plan tables when piped into a CI log (a terminal sets its own width).
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -425,3 +426,23 @@ def main() -> None:
         err.print("aborted", markup=False)
         sys.exit(130)
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+@app.command()
+def demo(
+    name: Annotated[str, typer.Option(help="Name of the lab the demo builds or reuses.")] = "demo",
+    keep: Annotated[
+        bool, typer.Option("--keep/--down", help="Keep the lab afterwards (default) or remove it.")
+    ] = True,
+) -> None:
+    """Walk through the mission in the namespace lab with real traffic (needs root).
+
+    A VIP with 3 DIPs balanced by the agent; scaled to 1 DIP (router bypass, flow tracking off,
+    the agent's counters stop); scaled back to 3 (through the agent again) - with long-lived
+    TCP connections running all along, and a count of every one that broke.
+    """
+    from lbauto.demo import run_demo
+
+    result = run_demo(out, name=name, keep=keep)
+    if not result.ok:
+        raise typer.Exit(1)

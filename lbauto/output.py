@@ -80,7 +80,7 @@ _KIND_STYLE = {
 def _state_text(mode: str, dips: list[str]) -> str:
     if mode == "absent":
         return "absent"
-    return f"{mode} [{', '.join(dips)}]" if dips else mode
+    return f"{mode} " + ", ".join(dips) if dips else mode
 
 
 def print_plan(console: Console, plan: Plan, inv: Inventory, observed: ObservedState) -> None:
@@ -96,7 +96,7 @@ def print_plan(console: Console, plan: Plan, inv: Inventory, observed: ObservedS
             Text(_state_text(t["from"]["mode"], t["from"]["dips"])),
             Text(_state_text(t["to"]["mode"], t["to"]["dips"])),
             Text(kind.value, style=_KIND_STYLE[kind]),
-            " > ".join(s["action"] for s in t["steps"]) or "-",
+            "\n".join(s["action"] for s in t["steps"]) or "-",
         )
     console.print(table)
     for r in doc["routers"]:

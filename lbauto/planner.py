@@ -22,13 +22,19 @@ crash after the router step converges). Details the agent contract relies on:
   interrupted transition) counts as leaving, so its wait is not skipped on the re-run.
 - bypass-move sends ``dips=[d2]`` with transit pin d1 and d1 draining: the agent accepts a
   transit DIP outside ``dips`` only when it is also in ``drain.dips``. Bypass-disable to a DIP
-  set without d likewise drains d.
+  set without d likewise drains d. Bypass-move ends with ``agent.set_vip(single, [d2])`` before
+  ``agent.flow_tracking(False)``: the agent holds mode multi since the move's first step, and
+  ``agent.flow_tracking`` keeps the mode it finds.
+- Without routers in the inventory an agent's ``single`` is taken as it is (there is no bypass
+  to wait for); without agents the agent side is vacuous.
 - A target mode ``empty`` gets neither transit pin nor drain: the agent rejects its traffic.
 
 Router changes of a transition only touch objects of that VIP's prefix. PBR bindings, which all
-rules of an IP version share, ride with the transition that adds the first rule of that version on
-the router (adds) or removes the last one (removals); drift without such a transition rides with
-the first VIP that has a rule of that version there.
+rules of an IP version share, ride with the first transition that adds a rule of that version on
+the router (in the same push, rules render before bindings), or, when the last rules go, with the
+rule removal that runs last (the executor may run transitions side by side, step by step); drift
+without such a transition rides with the first VIP that has a rule of that version there. A VIP
+known only from agents or routers is named after the agent's name for it, else its address.
 """
 
 from __future__ import annotations
@@ -48,7 +54,6 @@ from lbauto.intent import (
     is_bypass,
     max_pbr_seq,
     object_sort_key,
-    owned_host_objects,
     router_intent,
 )
 from lbauto.model import (
@@ -90,6 +95,7 @@ _PKey = tuple[int, int, int]
 _OKey = tuple[Any, ...]
 #: One prefix's objects on a router, sorted, with their object_sort_key()s.
 _Entry = tuple[_Objs, tuple[_OKey, ...]]
+_HOST_LEN = {4: 32, 6: 128}
 
 
 @contextmanager
@@ -215,14 +221,16 @@ def _index_router(observed: ObservedState, router: Router) -> _ObservedIndex:
     addresses: dict[_PKey, IPAddress] = {}
     bindings: set[PbrBinding] = set()
     rules: set[PbrRule] = set()
-    for obj in owned_host_objects(observed.router_objects(router.name)):
+    for obj in observed.router_objects(router.name):
         if isinstance(obj, PbrBinding):
             bindings.add(obj)
             continue
-        if isinstance(obj, PbrRule):
-            rules.add(obj)
         okey = object_sort_key(obj)
         pkey: _PKey = okey[:3]
+        if pkey[2] != _HOST_LEN[pkey[0]]:
+            continue  # not a VIP prefix: never lbauto's (see lbauto.intent.owned_host_objects)
+        if isinstance(obj, PbrRule):
+            rules.add(obj)
         entry = lists.get(pkey)
         if entry is None:
             lists[pkey] = [(okey, obj)]

@@ -77,16 +77,16 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
 
     @v1.get("/vips", response_model=VipList)
     def list_vips() -> VipList:
+        # documents read flow maps (drains): outside the lock, on a snapshot
         with service.lock:
             recs = list(service.vips.values())
-            return VipList(vips=[service.document(r) for r in recs])
+        return VipList(vips=[service.document(r) for r in recs])
 
     @v1.get("/vips/{address}", response_model=VipOut)
     def get_vip(address: str, response: Response) -> VipOut:
-        with service.lock:
-            rec = service.get(parse_vip(address))
-            response.headers["ETag"] = _etag(rec.generation)
-            return service.document(rec)
+        rec = service.get(parse_vip(address))
+        response.headers["ETag"] = _etag(rec.generation)
+        return service.document(rec)
 
     @v1.put("/vips/{address}", response_model=VipOut, responses={201: {"model": VipOut}})
     def put_vip(
@@ -96,12 +96,10 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
         if_match: str | None = Header(default=None),
         if_none_match: str | None = Header(default=None),
     ) -> VipOut:
-        vip = parse_vip(address)
-        with service.lock:
-            rec, created = service.put(vip, body, if_match, if_none_match)
-            response.status_code = 201 if created else 200
-            response.headers["ETag"] = _etag(rec.generation)
-            return service.document(rec)
+        rec, created = service.put(parse_vip(address), body, if_match, if_none_match)
+        response.status_code = 201 if created else 200
+        response.headers["ETag"] = _etag(rec.generation)
+        return service.document(rec)
 
     @v1.delete("/vips/{address}", status_code=204, response_class=Response)
     def delete_vip(address: str, if_match: str | None = Header(default=None)) -> Response:
@@ -110,8 +108,7 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
 
     @v1.get("/vips/{address}/flows", response_model=FlowsOut)
     def flows(address: str, limit: int = Query(default=100, ge=0, le=100_000)) -> FlowsOut:
-        with service.lock:
-            return service.flows(parse_vip(address), limit)
+        return service.flows(parse_vip(address), limit)
 
     app.include_router(v1)
 

@@ -41,8 +41,9 @@ class VipCollector(Collector):
         try:
             with svc.lock:
                 recs = sorted(svc.vips.values(), key=lambda r: addr_key(r.address))
-                counters = svc.dp.counters(svc.spec.table)
-                per_vip = {r.address: svc.flows_of(r) for r in recs}
+            # kernel reads outside the lock: big flow maps take seconds to list
+            counters = svc.dp.counters(svc.spec.table)
+            per_vip = {r.address: svc.flows_of(r) for r in recs}
         except LbautoError as e:
             log.error("metrics: cannot read the kernel: %s", e)
             return

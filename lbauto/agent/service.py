@@ -332,12 +332,21 @@ class AgentService:
     # ------------------------------------------------------------------ timers
 
     def tick(self) -> None:
-        """End expired transit pins and finished drains (flows gone or timeout passed)."""
+        """End expired transit pins and finished drains (flows gone or timeout passed).
+
+        Flow maps are read without the lock (a big map takes seconds to list), then changes are
+        applied under it to records that did not change meanwhile (the others wait a tick)."""
+        with self.lock:
+            snapshot = dict(self.vips)
+        flows = {a: self.flows_of(r) for a, r in snapshot.items() if r.drain}
+        now = self.clock()
         with self.lock:
             changed = False
-            for vip in sorted(self.vips, key=addr_key):
-                rec = self.vips[vip]
-                new, cmds = self._tick_vip(rec, self.clock())
+            for vip in sorted(snapshot, key=addr_key):
+                rec = snapshot[vip]
+                if self.vips.get(vip) is not rec:
+                    continue
+                new, cmds = self._tick_vip(rec, now, flows.get(vip, []))
                 if new is not rec:
                     self._apply(cmds + render_update(rec, new, self.spec))
                     self.vips[vip] = new
@@ -345,14 +354,15 @@ class AgentService:
             if changed:
                 self.store.save(self.vips)
 
-    def _tick_vip(self, rec: VipRecord, now: float) -> tuple[VipRecord, list[str]]:
+    def _tick_vip(
+        self, rec: VipRecord, now: float, flows: Sequence[FlowEntry]
+    ) -> tuple[VipRecord, list[str]]:
         new = rec
         cmds: list[str] = []
         if rec.transit and rec.transit.expires_at <= now:
             log.info("VIP %s: transit pin to %s expired", rec.address, rec.transit.dip)
             new = replace(new, transit=None)
         if rec.drain:
-            flows = self.flows_of(rec)
             per = self._per_mark(flows)
             timed_out = rec.drain.expires_at <= now
             keep = tuple(

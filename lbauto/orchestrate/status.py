@@ -23,7 +23,7 @@ from lbauto.model import (
 from lbauto.plan import Kind, Plan
 
 
-def _bypass_on(
+def bypass_on(
     observed: ObservedState, address: IPAddress, agents: tuple[Agent, ...]
 ) -> dict[str, str]:
     """Per router, the DIP the VIP is bypassed to (static or pbr), if any."""
@@ -91,7 +91,7 @@ def status_doc(
                     {"mode": want.mode.value, "dips": [str(d) for d in want.dips]} if want else None
                 ),
                 "agents": agents,
-                "bypass": _bypass_on(observed, address, inv.agents),
+                "bypass": bypass_on(observed, address, inv.agents),
                 "pending": kind.value,
                 "drift": kind is not Kind.NONE,
             }

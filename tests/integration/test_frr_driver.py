@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,8 +26,12 @@ LB = f"ip route {VIP}/32 198.51.100.10 tag 4242 200\n"
 
 
 @pytest.fixture(scope="module")
-def lab(make_lab: MakeLab) -> Lab:
-    return make_lab("lbpdrv", routers=1, agents=1, dips=1)
+def lab(make_lab: MakeLab) -> Iterator[Lab]:
+    lab = make_lab("lbpdrv", routers=1, agents=1, dips=1)
+    try:
+        yield lab
+    finally:  # the driver's working files on the "router" (rollback point, logs)
+        shutil.rmtree(_state_dir(lab), ignore_errors=True)
 
 
 def _state_dir(lab: Lab) -> Path:

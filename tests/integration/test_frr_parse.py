@@ -199,7 +199,7 @@ def test_change_lines_move_the_live_config_exactly(clean: Frr, tmp_path: Path) -
 
 def test_rule_next_hop_change_is_installed(clean: Frr, tmp_path: Path) -> None:
     """Removing and re-adding the only seq (a bypass move) leaves the policy working."""
-    old = {PbrRule(1, v4(12), hop(4, 22)), PbrBinding("in0", 4)}
+    old: set[OwnedObject] = {PbrRule(1, v4(12), hop(4, 22)), PbrBinding("in0", 4)}
     clean.load(render_config(ROUTER, old), tmp_path)
     new_rule = PbrRule(1, v4(12), hop(4, 23))
     lines = render_changes(ROUTER, [PbrRule(1, v4(12), hop(4, 22))], [new_rule], old)

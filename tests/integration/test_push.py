@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -37,8 +38,13 @@ LINES = f"ip route {VIP} {DIP} tag 4242\nip route {VIP} {AGENT} tag 4242 200\n"
 
 
 @pytest.fixture(scope="module")
-def lab(make_lab: MakeLab) -> Lab:
-    return make_lab("lbppush", routers=5, agents=1, dips=1)
+def lab(make_lab: MakeLab) -> Iterator[Lab]:
+    lab = make_lab("lbppush", routers=5, agents=1, dips=1)
+    try:
+        yield lab
+    finally:  # the driver's working files on the "routers" (rollback points, logs)
+        for r in lab.routers:
+            shutil.rmtree(Path("/var/tmp/napalm-frr") / r.pathspace, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -212,3 +212,24 @@ def test_empty_change_is_unchanged_without_touching_config() -> None:
     )
     assert result.results[0].status is Status.UNCHANGED
     assert names(calls, "eos1") == ["close"]
+
+
+def test_connection_failure_names_router_without_password(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    frr = Router(
+        name="edge1",
+        hostname="127.0.0.1",
+        platform=Platform.FRR,
+        port=1,  # nothing listens: connection refused, for real
+        username="netops",
+        password_env="LBP_TEST_PASSWORD",
+        optional_args={"pathspace": "x"},
+    )
+    with pytest.raises(PushError) as info:
+        open_driver(frr)
+    text = str(info.value)
+    assert text.startswith("edge1: cannot connect to 127.0.0.1")
+    assert "ConnectTimeoutError" in text or "ConnectionException" in text
+    assert SECRET not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert SECRET not in caplog.text

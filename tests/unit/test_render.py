@@ -170,12 +170,12 @@ def test_static_route_word_order(platform: Platform, line: str) -> None:
 
 def test_changes_order_removals_first_bindings_rules_routes_then_routes_rules_bindings() -> None:
     r = router(Platform.FRR, Method.PBR)
-    old = [
+    old: list[OwnedObject] = [
         PbrBinding("eth1", 4),
         PbrRule(1, net("192.0.2.11/32"), ip("198.51.100.21")),
         StaticRoute(net("192.0.2.11/32"), ip("198.51.100.10"), 200, 4242),
     ]
-    new = [
+    new: list[OwnedObject] = [
         PbrBinding("eth2", 4),
         PbrRule(2, net("192.0.2.12/32"), ip("198.51.100.22")),
         StaticRoute(net("192.0.2.12/32"), ip("198.51.100.10"), 200, 4242),
@@ -198,7 +198,7 @@ def test_shared_policy_binding_stays_while_other_family_has_rules() -> None:
     v4 = PbrRule(1, net("192.0.2.11/32"), ip("198.51.100.21"))
     v6 = PbrRule(2, net("2001:db8:10::11/128"), ip("2001:db8:100::21"))
     b4, b6 = PbrBinding("eth1", 4), PbrBinding("eth1", 6)
-    observed = {v4, v6, b4, b6}
+    observed: set[OwnedObject] = {v4, v6, b4, b6}
     for platform in (Platform.FRR, Platform.EOS):
         r = router(platform, Method.PBR)
         lines = render_changes(r, [b6, v6], [], observed)

@@ -1,0 +1,158 @@
+"""apply and scale end to end over the real planner and hand-written fakes of the devices."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lbauto.errors import InventoryError, TransitionError
+from lbauto.inventory import load_inventory
+from lbauto.model import Inventory, ObservedRouter, ObservedState
+from lbauto.orchestrate.apply import (
+    AbortedError,
+    ApplyOutcome,
+    Devices,
+    ScaleRequest,
+    run_apply,
+    run_scale,
+)
+from lbauto.orchestrate.lock import LockedError, apply_lock
+from lbauto.plan import Kind, PlanOptions
+from lbauto.planner import make_plan
+from lbauto.state import load_state
+from tests.unit.fakes import FakeAgent, FakeRouters
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"
+FAST = PlanOptions(transit_seconds=60, drain_timeout=0.0)
+
+
+def yes(_: ApplyOutcome) -> bool:
+    return True
+
+
+def fake_devices(
+    inv: Inventory, observed: ObservedState
+) -> tuple[Devices, list[FakeAgent], FakeRouters]:
+    agents = [FakeAgent(a.name, vips=dict(observed.agents.get(a.name, {}))) for a in inv.agents]
+    routers = FakeRouters(
+        objects={r.name: set(observed.router_objects(r.name)) for r in inv.routers}
+    )
+
+    def observe() -> ObservedState:
+        return ObservedState(
+            agents={a.name: dict(a.vips) for a in agents},
+            routers={n: ObservedRouter(n, frozenset(o)) for n, o in routers.objects.items()},
+        )
+
+    return Devices(agents=agents, routers=routers, observe=observe), agents, routers
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Inventory:
+    shutil.copytree(EXAMPLE, tmp_path / "inv")
+    return load_inventory(tmp_path / "inv")
+
+
+def test_apply_converges_every_kind_of_the_example(inv: Inventory) -> None:
+    observed = load_state(inv.path / "state.json")
+    devices, agents, routers = fake_devices(inv, observed)
+    out = run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
+    kinds = {t.kind for t in out.plan.transitions}
+    assert {Kind.CREATE, Kind.DELETE, Kind.BYPASS_ENABLE, Kind.BYPASS_DISABLE} <= kinds
+    assert out.converged, out.remaining
+    assert make_plan(inv, devices.observe(), FAST).has_changes is False
+    # one commit per router per router step, whatever the number of VIPs
+    assert out.executed is not None
+    rounds_with_push = {
+        k
+        for t in out.plan.transitions
+        for k, s in enumerate(t.steps)
+        if s.action.value == "router.push"
+    }
+    assert max(routers.commits.values()) <= len(rounds_with_push)
+
+
+def test_dry_run_changes_nothing(inv: Inventory) -> None:
+    observed = load_state(inv.path / "state.json")
+    devices, agents, routers = fake_devices(inv, observed)
+    out = run_apply(inv, devices, options=FAST, dry_run=True, confirm=yes)
+    assert out.plan.has_changes and out.executed is None
+    assert routers.pushes == [] and all(c == "get_vip" for a in agents for c in a.calls)
+
+
+def test_declined_plan_changes_nothing(inv: Inventory) -> None:
+    devices, agents, routers = fake_devices(inv, load_state(inv.path / "state.json"))
+    with pytest.raises(AbortedError):
+        run_apply(inv, devices, options=FAST, dry_run=False, confirm=lambda _: False)
+    assert routers.pushes == [] and not any(a.calls for a in agents)
+
+
+def test_second_apply_refuses_while_the_lock_is_held(inv: Inventory) -> None:
+    devices, _, _ = fake_devices(inv, ObservedState())
+    with apply_lock(inv.path / ".lbauto", command="apply --yes"):
+        with pytest.raises(LockedError, match=r"locked by pid \d+ .*apply --yes.* since 20"):
+            run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
+
+
+def test_scale_dry_run_keeps_vips_yaml_byte_identical(inv: Inventory) -> None:
+    before = (inv.path / "vips.yaml").read_bytes()
+    devices, agents, routers = fake_devices(inv, ObservedState())
+    out = run_scale(inv, ScaleRequest("web", add="198.51.100.40"), devices, options=FAST,
+                    dry_run=True, confirm=yes)
+    assert [t.vip for t in out.plan.transitions if t.kind is not Kind.NONE] == ["web"]
+    assert (inv.path / "vips.yaml").read_bytes() == before
+    assert routers.pushes == []
+
+
+def test_scale_writes_the_file_after_success_and_keeps_comments(inv: Inventory) -> None:
+    devices, agents, _ = fake_devices(inv, ObservedState())
+    run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
+    text_before = (inv.path / "vips.yaml").read_text()
+    web = next(v for v in inv.vips if v.name == "web")
+    run_scale(inv, ScaleRequest("web", dips=[str(web.dips[0])]), devices, options=FAST,
+              dry_run=False, confirm=yes)
+    after = load_inventory(inv.path)
+    assert next(v for v in after.vips if v.name == "web").dips == (web.dips[0],)
+    comments = [ln for ln in text_before.splitlines() if ln.strip().startswith("#")]
+    assert comments and all(c in (inv.path / "vips.yaml").read_text() for c in comments)
+    vip = agents[0].vips[web.address]
+    assert vip.mode.value == "single" and not vip.flow_tracking
+
+
+def test_failed_scale_leaves_the_file_and_the_vip_as_they_were(inv: Inventory) -> None:
+    devices, agents, routers = fake_devices(inv, ObservedState())
+    run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
+    before = (inv.path / "vips.yaml").read_bytes()
+    web = next(v for v in inv.vips if v.name == "web")
+    snapshot = dict(agents[0].vips)
+    routers.fail_push = {inv.routers[0].name}
+    with pytest.raises(TransitionError, match="VIP web"):
+        run_scale(inv, ScaleRequest("web", dips=[str(web.dips[0])]), devices, options=FAST,
+                  dry_run=False, confirm=yes)
+    assert (inv.path / "vips.yaml").read_bytes() == before
+    restored = agents[0].vips[web.address]
+    assert (restored.mode, restored.dips, restored.flow_tracking) == (
+        snapshot[web.address].mode, snapshot[web.address].dips, True)
+
+
+@pytest.mark.parametrize(
+    ("req", "message"),
+    [
+        (ScaleRequest("nope", add="198.51.100.40"), "no VIP named 'nope'"),
+        (ScaleRequest("web", add="not-an-ip"), "is not an IP address"),
+        (ScaleRequest("web", add="192.0.2.10"), "equals the VIP"),
+        (ScaleRequest("web", remove="198.51.100.99"), "is not a DIP of this VIP"),
+        (ScaleRequest("web", add="2001:db8:100::5"), "famil"),
+        (ScaleRequest("web"), "exactly one of"),
+    ],
+)
+def test_bad_scale_requests_are_refused_and_change_nothing(
+    inv: Inventory, req: ScaleRequest, message: str
+) -> None:
+    before = (inv.path / "vips.yaml").read_bytes()
+    devices, _, routers = fake_devices(inv, ObservedState())
+    with pytest.raises((InventoryError, Exception), match=message):
+        run_scale(inv, req, devices, options=FAST, dry_run=False, confirm=yes)
+    assert (inv.path / "vips.yaml").read_bytes() == before and routers.pushes == []
