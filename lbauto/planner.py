@@ -465,34 +465,41 @@ def _first_with_target_rule(work: _RouterWork, scope: _Scope, indices: Sequence[
 
 class _ChangeTable:
     """Per-VIP router changes. Routers that share a change table (nothing observed, same
-    intent) are walked as one group: this loop runs VIPs x routers times in a big plan."""
+    intent) are looked up once per group: this runs VIPs x routers times in a big plan."""
 
     def __init__(self, works: Sequence[_RouterWork]) -> None:
-        groups: dict[int, tuple[dict[int, tuple[_Objs, _Objs]], list[tuple[int, str]]]] = {}
-        self._special: list[tuple[int, _RouterWork]] = []
-        for pos, w in enumerate(works):
+        group_of: dict[int, int] = {}
+        self._tables: list[dict[int, tuple[_Objs, _Objs]]] = []
+        # In router order: (group index, name, None) or (-1, name, work) for routers that carry
+        # binding changes of their own.
+        self._members: list[tuple[int, str, _RouterWork | None]] = []
+        for w in works:
             if w.bind_add or w.bind_remove:
-                self._special.append((pos, w))
-            else:
-                groups.setdefault(id(w.changes), (w.changes, []))[1].append((pos, w.router.name))
-        self._groups = list(groups.values())
-        self._single = len(self._groups) == 1 and not self._special
+                self._members.append((-1, w.router.name, w))
+                continue
+            g = group_of.get(id(w.changes))
+            if g is None:
+                g = group_of[id(w.changes)] = len(self._tables)
+                self._tables.append(w.changes)
+            self._members.append((g, w.router.name, None))
+        self._single = len(self._tables) == 1 and all(w is None for _, _, w in self._members)
+        self._names = [name for _, name, _ in self._members]
 
     def for_vip(self, i: int) -> list[RouterChange]:
         if self._single:
-            changes, members = self._groups[0]
-            change = changes.get(i)
+            change = self._tables[0].get(i)
             if change is None:
                 return []
             remove, add = change
-            return [RouterChange(name, remove, add) for _, name in members]
-        out: list[tuple[int, RouterChange]] = []
-        for changes, members in self._groups:
-            change = changes.get(i)
-            if change is not None:
-                remove, add = change
-                out.extend((pos, RouterChange(name, remove, add)) for pos, name in members)
-        for pos, w in self._special:
+            return [RouterChange(name, remove, add) for name in self._names]
+        per_group = [table.get(i) for table in self._tables]
+        out: list[RouterChange] = []
+        for g, name, w in self._members:
+            if w is None:
+                change = per_group[g]
+                if change is not None:
+                    out.append(RouterChange(name, change[0], change[1]))
+                continue
             remove, add = w.changes.get(i, (_EMPTY, _EMPTY))
             brem, badd = w.bind_remove.get(i), w.bind_add.get(i)
             if brem:
@@ -500,9 +507,8 @@ class _ChangeTable:
             if badd:
                 add = (*add, *badd)
             if remove or add:
-                out.append((pos, RouterChange(w.router.name, remove, add)))
-        out.sort(key=lambda pr: pr[0])
-        return [rc for _, rc in out]
+                out.append(RouterChange(name, remove, add))
+        return out
 
 
 def _from_state(

@@ -98,21 +98,44 @@ def _template(platform: Platform, template_dir: Path | None) -> jinja2.Template:
 # ------------------------------------------------------------------------------------------ rows
 
 
-#: Address text by integer value (IPv4, IPv6), shared by all calls: ``str()`` of an ipaddress
+#: Formatted prefixes and next hops by sort key, shared by all calls: ``str()`` of an ipaddress
 #: value costs microseconds (IPv6 ten times more) and the same VIPs, agents and DIPs recur on
-#: every router. Bounded: cleared when it grows past _MAX_CACHED entries.
-_TEXT: tuple[dict[int, str], dict[int, str]] = ({}, {})
+#: every router. Bounded: cleared when they grow past _MAX_CACHED entries.
+_PREFIX_TEXT: dict[int, tuple[int, int, str, str, str]] = {}
+_HOP_TEXT: dict[int, tuple[int, str]] = {}
 _MAX_CACHED = 1 << 20
+_NETMASKS = [str(ipaddress.IPv4Network((0, n)).netmask) for n in range(33)]
 
 
-def _text(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    cache = _TEXT[0] if isinstance(a, ipaddress.IPv4Address) else _TEXT[1]
-    value = int(a)
-    got = cache.get(value)
+def _prefix_entry(
+    p: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> tuple[int, int, str, str, str]:
+    """(sort key, version, prefix text, address text, dotted netmask or "")."""
+    plen = p.prefixlen
+    v4 = isinstance(p, ipaddress.IPv4Network)
+    # One int orders IPv4 before IPv6, then numerically: big-int compares are C-fast.
+    key = (int(p.network_address) << 8) | plen
+    if not v4:
+        key |= 1 << 136
+    got = _PREFIX_TEXT.get(key)
     if got is None:
-        if len(cache) > _MAX_CACHED:
-            cache.clear()
-        got = cache[value] = str(a)
+        if len(_PREFIX_TEXT) > _MAX_CACHED:
+            _PREFIX_TEXT.clear()
+        address = str(p.network_address)
+        mask = _NETMASKS[plen] if v4 else ""
+        got = (key, 4 if v4 else 6, f"{address}/{plen}", address, mask)
+        _PREFIX_TEXT[key] = got
+    return got
+
+
+def _hop_entry(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[int, str]:
+    """(sort key, text)."""
+    key = int(a) if isinstance(a, ipaddress.IPv4Address) else (1 << 128) | int(a)
+    got = _HOP_TEXT.get(key)
+    if got is None:
+        if len(_HOP_TEXT) > _MAX_CACHED:
+            _HOP_TEXT.clear()
+        got = _HOP_TEXT[key] = (key, str(a))
     return got
 
 
@@ -131,31 +154,19 @@ class _Formatter:
         self._hops: dict[int, tuple[int, str]] = {}
 
     def prefix(self, p: Any) -> tuple[int, int, str, str, str]:
-        """(sort key, version, prefix text, address text, dotted netmask or "")."""
         got = self._prefixes.get(id(p))
         if got is None:
             if not isinstance(p, _NETWORK_TYPES):
                 raise RenderError(f"router {self.router.name}: {p!r} is not an IP prefix")
-            net, plen = p.network_address, p.prefixlen
-            address = _text(net)
-            # One int orders IPv4 before IPv6, then numerically: big-int compares are C-fast.
-            if isinstance(p, ipaddress.IPv4Network):
-                key = (int(net) << 8) | plen
-                got = (key, 4, f"{address}/{plen}", address, str(p.netmask))
-            else:
-                key = (1 << 136) | (int(net) << 8) | plen
-                got = (key, 6, f"{address}/{plen}", address, "")
-            self._prefixes[id(p)] = got
+            got = self._prefixes[id(p)] = _prefix_entry(p)
         return got
 
     def hop(self, a: Any) -> tuple[int, str]:
-        """(sort key, text)."""
         got = self._hops.get(id(a))
         if got is None:
             if not isinstance(a, _ADDRESS_TYPES):
                 raise RenderError(f"router {self.router.name}: {a!r} is not an IP address")
-            key = int(a) if isinstance(a, ipaddress.IPv4Address) else (1 << 128) | int(a)
-            got = self._hops[id(a)] = (key, _text(a))
+            got = self._hops[id(a)] = _hop_entry(a)
         return got
 
     def routes(self, routes: Iterable[StaticRoute], whole: Collection[Any] = ()) -> list[RouteRow]:

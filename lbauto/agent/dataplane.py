@@ -15,9 +15,11 @@ in milliseconds; and fewer objects make every ``nft -f`` cache fetch cheaper.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -349,6 +351,53 @@ class NftDataplane:
                 old = res.get(addr, VipCounters())
                 res[addr] = VipCounters(old.packets, old.bytes, int(c.get("packets", 0)))
         return res
+
+
+class LibNftDataplane(NftDataplane):
+    """Applies transactions in-process through libnftables (ctypes); reads still run ``nft``.
+
+    Saves the process start of every update (about half of an update's time with 1,000 VIPs).
+    The library context is not thread-safe: one lock serialises its use. Must run in the
+    namespace of the data plane (the agent does)."""
+
+    def __init__(self, library: str = "libnftables.so.1", timeout: float = 30.0) -> None:
+        super().__init__(("nft",), timeout)
+        try:
+            lib = ctypes.CDLL(library)
+        except OSError as e:
+            raise AgentError(f"cannot load {library} ({e}); install libnftables1") from e
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+        self._lib = lib
+        self._ctx = lib.nft_ctx_new(0)
+        if not self._ctx or lib.nft_ctx_buffer_error(self._ctx) != 0:
+            raise AgentError("libnftables: cannot create a context")
+        self._lock = threading.Lock()
+
+    def apply(self, commands: Sequence[str]) -> None:
+        if not commands:
+            return
+        text = ("\n".join(commands) + "\n").encode()
+        with self._lock:
+            rc = self._lib.nft_run_cmd_from_buffer(self._ctx, text)
+            err = self._lib.nft_ctx_get_error_buffer(self._ctx) or b""
+        if rc != 0:
+            raise AgentError(f"nft transaction failed: {err.decode(errors='replace')[:2000]}")
+
+
+def make_dataplane(argv: Sequence[str] = ("nft",)) -> NftDataplane:
+    """libnftables in-process when available and ``nft`` is not wrapped, else ``nft`` runs."""
+    if tuple(argv) == ("nft",):
+        try:
+            return LibNftDataplane()
+        except AgentError:
+            pass
+    return NftDataplane(argv)
 
 
 def _flow_entry(el: list[Any]) -> FlowEntry:

@@ -9,7 +9,7 @@ import uvicorn
 
 from lbauto.agent.api import create_app
 from lbauto.agent.config import AgentConfig, read_token
-from lbauto.agent.dataplane import NftDataplane, TableSpec
+from lbauto.agent.dataplane import TableSpec, make_dataplane
 from lbauto.agent.service import AgentService
 from lbauto.agent.state import StateStore
 
@@ -24,7 +24,7 @@ def build_service(cfg: AgentConfig, nft_argv: Sequence[str] = ("nft",)) -> Agent
         flow_table_size=cfg.flow_table_size,
         buckets_per_dip=cfg.buckets_per_dip,
     )
-    return AgentService(spec, NftDataplane(nft_argv), StateStore(cfg.state_file))
+    return AgentService(spec, make_dataplane(nft_argv), StateStore(cfg.state_file))
 
 
 def serve(cfg: AgentConfig) -> None:

@@ -13,6 +13,8 @@ first failure (VIP, step, device, cause). Every start, end, failure and undo goe
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,17 @@ from lbauto.plan import Action, Plan, RouterChange, Step, Transition
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
 DRAIN_POLL = 0.25
+#: Failpoint for crash tests: ``kill-after-step:N`` SIGKILLs this process right after the
+#: N-th step (counted from 0 across the run) has ended and been journalled. Never set it in
+#: production; the integration tests use it to crash between every pair of steps.
+FAILPOINT_ENV = "LBAUTO_FAILPOINT"
+
+
+def _kill_after_step() -> int | None:
+    spec = os.environ.get(FAILPOINT_ENV, "")
+    if spec.startswith("kill-after-step:"):
+        return int(spec.split(":", 1)[1])
+    return None
 
 
 @dataclass
@@ -81,6 +94,8 @@ class Executor:
         self.on_event = on_event
         self.clock = clock
         self.sleep = sleep
+        self._kill_after = _kill_after_step()
+        self._steps_ended = 0
         # What each agent has now, per VIP; kept current from every response.
         self.current: dict[str, dict[IPAddress, AgentVip]] = {
             a.name: dict(observed.agents.get(a.name, {})) for a in self.agents
@@ -306,6 +321,10 @@ class Executor:
         self.journal.record(event, vip=r.t.vip, step=k, action=step.action.value, detail=detail)
         if self.on_event:
             self.on_event(r.t.vip, step.action.value, event)
+        if event == "end":
+            if self._kill_after is not None and self._steps_ended == self._kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            self._steps_ended += 1
 
 
 def _merge(groups: Sequence[Sequence[RouterChange]]) -> tuple[RouterChange, ...]:

@@ -79,7 +79,7 @@ def observe_agents(clients: Sequence[AgentClient]) -> dict[str, dict[IPAddress, 
 
 def live_devices(inv: Inventory, console: Console | None = None) -> Devices:
     clients: list[AgentClient] = [HttpAgentClient.for_agent(a) for a in inv.agents]
-    fleet = RouterFleet(inv.routers, console=console)
+    fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir)
 
     def observe() -> ObservedState:
         agents = observe_agents(clients)

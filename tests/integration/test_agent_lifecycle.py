@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from lbauto.agent.dataplane import LibNftDataplane
+from lbauto.errors import AgentError
 from lbauto.model import Mode
-from tests.integration.agent_net import Net, addr, network
+from tests.integration.agent_net import Net, addr, in_netns, network
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +104,18 @@ def test_restart_removes_kernel_vips_unknown_to_the_state_file(net: Net) -> None
     out = net.nft("list", "table", "netdev", "lbauto")
     assert "c000020a" not in out
     assert "vips4" in out
+
+
+def test_in_process_nft_applies_atomically_and_reports_errors(net: Net) -> None:
+    def run() -> tuple[str, bool]:
+        dp = LibNftDataplane()
+        dp.apply(["add table netdev lbatest", "add chain netdev lbatest c"])
+        with pytest.raises(AgentError, match="No such file or directory") as e:
+            # one transaction: the chain is not created because the rule fails
+            dp.apply(["add chain netdev lbatest d", "add rule netdev lbatest nochain drop"])
+        return str(e.value), dp.kernel_table("lbatest").exists
+
+    message, exists = in_netns(net.ns_agt, run)
+    assert "nft transaction failed" in message and exists
+    chains = net.nft("list", "chains", "netdev")
+    assert "chain c " in chains and "chain d " not in chains

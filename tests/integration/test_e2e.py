@@ -1,0 +1,454 @@
+"""The mission end to end in the lab: real FRR over SSH, the real agent, real TCP traffic.
+
+Transitions are judged by ``lab traffic``'s report (every broken connection, with its time) and
+by the agent's kernel counters and flow maps, not by what lbauto believes it did.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lbauto.errors import StateError, TransitionError
+from lbauto.inventory import load_inventory
+from lbauto.lab import Lab, sshd
+from lbauto.lab.traffic import TrafficReport, start_traffic
+from lbauto.model import Inventory, Mode
+from lbauto.orchestrate.apply import ScaleRequest, run_apply, run_scale
+from lbauto.orchestrate.live import live_devices
+from lbauto.orchestrate.lock import apply_lock
+from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
+from lbauto.plan import Kind, PlanOptions
+from lbauto.planner import make_plan
+
+pytestmark = [pytest.mark.integration]
+
+LAB = "lbte"
+WEB = ipaddress.ip_address("192.0.2.10")
+
+
+@pytest.fixture(scope="module")
+def lab(make_lab) -> Lab:  # type: ignore[no-untyped-def]
+    lab = make_lab(LAB, start_agents=True)
+    converge(lab)
+    return lab
+
+
+@pytest.fixture(autouse=True)
+def back_to_three(lab: Lab) -> Iterator[None]:
+    """Every test starts and ends with web on all three DIPs, converged."""
+    set_dips(lab, "web", dips(lab))
+    converge(lab)
+    yield
+    for agent in lab.agents:
+        lab.start_agent(agent.name)  # a fault test may have stopped it
+    set_dips(lab, "web", dips(lab))
+    converge(lab)
+
+
+def dips(lab: Lab) -> list[str]:
+    return [str(d.address) for d in lab.dips]
+
+
+def inventory(lab: Lab) -> Inventory:
+    return load_inventory(lab.inventory_dir)
+
+
+def set_dips(lab: Lab, vip: str, new: list[str]) -> None:
+    path = lab.inventory_dir / "vips.yaml"
+    write_atomic(path, rewrite_dips(path, vip, [ipaddress.ip_address(d) for d in new]))
+
+
+def converge(lab: Lab, options: PlanOptions | None = None) -> None:
+    inv = inventory(lab)
+    devices = live_devices(inv)
+    try:
+        run_apply(
+            inv,
+            devices,
+            options=options or PlanOptions(transit_seconds=30, drain_timeout=5),
+            dry_run=False,
+            confirm=lambda _: True,
+        )
+    finally:
+        devices.close()
+
+
+def scale(lab: Lab, new: list[str], transit: float = 30, drain: float = 8) -> float:
+    inv = inventory(lab)
+    devices = live_devices(inv)
+    start = time.monotonic()
+    try:
+        run_scale(
+            inv,
+            ScaleRequest("web", dips=new),
+            devices,
+            options=PlanOptions(transit_seconds=transit, drain_timeout=drain),
+            dry_run=False,
+            confirm=lambda _: True,
+        )
+    finally:
+        devices.close()
+    return time.monotonic() - start
+
+
+def agent_snapshot(lab: Lab) -> tuple[int, int]:
+    """(packets counted for web, flow entries of web) read from the agent's kernel state."""
+    from lbauto.demo import _agent_counters
+
+    return _agent_counters(inventory(lab).agents[0], WEB)
+
+
+def assert_single_in_kernel(lab: Lab) -> None:
+    p0, flows = agent_snapshot(lab)
+    time.sleep(1.5)
+    p1, flows2 = agent_snapshot(lab)
+    assert p1 == p0, f"agent still forwards web while single: {p1 - p0} packets in 1.5 s"
+    assert flows == flows2 == 0, f"flow entries while single: {flows}, {flows2}"
+
+
+def assert_multi_in_kernel(lab: Lab) -> None:
+    p0, _ = agent_snapshot(lab)
+    time.sleep(1.5)
+    p1, flows = agent_snapshot(lab)
+    assert p1 > p0, "agent counters do not move while web is multi"
+    assert flows > 0, "no flow entries while web is multi"
+
+
+def traffic(lab: Lab, connections: int = 200, lifetime: float | None = None):  # type: ignore[no-untyped-def]
+    handle = start_traffic(
+        lab, str(WEB), connections=connections, lifetime=lifetime, new_per_second=10
+    )
+    handle.wait_ready(timeout=30)
+    time.sleep(1.0)
+    return handle
+
+
+def summary(report: TrafficReport) -> str:
+    return f"counts={report.counts} broken[:5]={report.broken[:5]} failures={report.failures[:5]}"
+
+
+# ------------------------------------------------------------------ the whole cycle under load
+
+
+@pytest.mark.slow
+def test_cycle_3_1_3_1_2_1_breaks_nothing_and_kernel_follows(lab: Lab) -> None:
+    """With lifetimes shorter than the drain timeout, nothing breaks and no DIP ever changes."""
+    d = dips(lab)
+    handle = traffic(lab, connections=200, lifetime=3.0)
+    try:
+        assert_multi_in_kernel(lab)
+        for target in ([d[0]], d, [d[1]], [d[1], d[2]], [d[2]]):
+            scale(lab, target, drain=8)
+            if len(target) == 1:
+                assert_single_in_kernel(lab)
+            else:
+                assert_multi_in_kernel(lab)
+    finally:
+        report = handle.stop_and_report()
+    assert report.counts.broken == 0, summary(report)  # wrong-dip counts as broken
+    assert report.counts.new_failed == 0, summary(report)
+    assert report.counts.long_lived_failed == 0, summary(report)
+    assert report.counts.closed_lifetime > 200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transit", [30.0, 0.0], ids=["with-transit-pin", "control-no-pin"])
+def test_scale_up_from_single_keeps_long_lived_connections(lab: Lab, transit: float) -> None:
+    """1 -> 3 with 200 connections that live through it: 0 break with the pin; the control
+    run without the pin breaks many (so this test can fail)."""
+    d = dips(lab)
+    scale(lab, [d[0]])
+    handle = traffic(lab, connections=200)
+    try:
+        if transit:
+            scale(lab, d, transit=transit)
+        else:
+            _scale_without_pin(lab, d)
+        time.sleep(3.0)
+    finally:
+        report = handle.stop_and_report()
+    if transit:
+        assert report.counts.broken == 0, summary(report)
+        assert report.counts.new_failed == 0, summary(report)
+    else:
+        assert report.counts.broken >= 40, summary(report)
+
+
+def _scale_without_pin(lab: Lab, new: list[str]) -> None:
+    """The patent taken literally: the agent switches to multi without a transit pin."""
+    inv = inventory(lab)
+    devices = live_devices(inv)
+    set_dips(lab, "web", new)
+    inv = inventory(lab)
+    try:
+        observed = devices.observe()
+        plan = make_plan(inv, observed, PlanOptions(transit_seconds=30, drain_timeout=5))
+        (t,) = [t for t in plan.transitions if t.kind is Kind.BYPASS_DISABLE]
+        agent = devices.agents[0]
+        have = observed.agents[agent.name][WEB]
+        agent.put_vip(
+            WEB,
+            name="web",
+            mode=Mode.MULTI,
+            dips=t.to.dips,
+            flow_tracking=True,
+            if_match=have.generation,
+        )
+        devices.routers.push([rc for s in t.steps[1:2] for rc in s.routers])
+    finally:
+        devices.close()
+
+
+@pytest.mark.slow
+def test_scale_down_cuts_removed_dips_only_after_the_drain_timeout(lab: Lab) -> None:
+    """3 -> 1 with connections that never end: those on the kept DIP survive; those on the
+    removed DIPs are not cut before the drain timeout passes."""
+    d = dips(lab)
+    handle = traffic(lab, connections=200)
+    drain = 4.0
+    try:
+        started = time.time()
+        scale(lab, [d[0]], drain=drain)
+        time.sleep(2.0)
+    finally:
+        report = handle.stop_and_report()
+    kept = lab.dips[0].name
+    assert report.counts.new_failed == 0, summary(report)
+    assert all(b.dip != kept for b in report.broken), summary(report)
+    cut_at = [report.started_at + b.t for b in report.broken]
+    assert cut_at and min(cut_at) >= started + drain, summary(report)
+
+
+# ------------------------------------------------------------------ many VIPs in one apply
+
+
+@pytest.mark.slow
+def test_many_kinds_in_one_apply_converge_with_one_commit_per_router_step(lab: Lab) -> None:
+    d = dips(lab)
+    for addr in ("192.0.2.20", "192.0.2.21"):
+        lab.add_vip(addr)
+    path = lab.inventory_dir / "vips.yaml"
+    original = path.read_text()
+    # api: single -> multi (bypass-disable) ; web: multi -> single (bypass-enable);
+    # v6web: rebalance ; extra: create ; then delete it in a second apply.
+    set_dips(lab, "api", d[:2])
+    set_dips(lab, "web", [d[2]])
+    set_dips(lab, "v6web", [str(x.address6) for x in lab.dips])
+    path.write_text(
+        path.read_text()
+        + "  - name: extra\n    address: 192.0.2.20\n    dips: ["
+        + ", ".join(d)
+        + "]\n"
+    )
+    try:
+        inv = inventory(lab)
+        devices = live_devices(inv)
+        try:
+            out = run_apply(
+                inv, devices, options=PlanOptions(30, 2), dry_run=False, confirm=lambda _: True
+            )
+        finally:
+            devices.close()
+        kinds = {t.vip: t.kind for t in out.plan.transitions}
+        assert kinds == {
+            "web": Kind.BYPASS_ENABLE,
+            "api": Kind.BYPASS_DISABLE,
+            "v6web": Kind.REBALANCE,
+            "extra": Kind.CREATE,
+        }
+        assert out.converged and out.executed is not None
+        push_rounds = {
+            k
+            for t in out.plan.transitions
+            for k, s in enumerate(t.steps)
+            if s.action.value == "router.push"
+        }
+        assert out.executed.router_commits == {"r1": len(push_rounds)}
+        path.write_text(original)
+        set_dips(lab, "web", d)
+        inv = inventory(lab)
+        devices = live_devices(inv)
+        try:
+            out = run_apply(
+                inv, devices, options=PlanOptions(30, 2), dry_run=False, confirm=lambda _: True
+            )
+        finally:
+            devices.close()
+        assert {t.vip: t.kind for t in out.plan.transitions}["extra"] is Kind.DELETE
+        assert out.converged
+    finally:
+        path.write_text(original)
+        for addr in ("192.0.2.20", "192.0.2.21"):
+            lab.remove_vip(addr)
+
+
+# ------------------------------------------------------------------ faults
+
+
+def _running_config(lab: Lab) -> str:
+    r = lab.routers[0]
+    return subprocess.run(
+        ["vtysh", "-N", r.pathspace, "-c", "show running-config no-header"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def test_router_failure_mid_transition_undoes_the_agent_side(lab: Lab) -> None:
+    d = dips(lab)
+    before_cfg = _running_config(lab)
+    inv = inventory(lab)
+    devices = live_devices(inv)
+    observed = devices.observe()
+    before = observed.agents[inv.agents[0].name][WEB]
+    sshd_pid = int((lab.routers[0].dir / "sshd.pid").read_text())
+    routers = devices.routers
+    real_push = routers.push
+
+    def push_after_sshd_dies(changes):  # type: ignore[no-untyped-def]
+        os.kill(sshd_pid, signal.SIGTERM)
+        time.sleep(0.3)
+        return real_push(changes)
+
+    routers.push = push_after_sshd_dies  # type: ignore[method-assign]
+    try:
+        with pytest.raises(TransitionError, match=r"VIP web: step router.push failed on router r1"):
+            run_scale(
+                inv,
+                ScaleRequest("web", dips=[d[0]]),
+                devices,
+                options=PlanOptions(30, 1),
+                dry_run=False,
+                confirm=lambda _: True,
+            )
+    finally:
+        devices.close()
+        sshd.start(lab.routers[0], lab.name)  # bring the router's SSH server back
+    after = live_devices(inv).observe().agents[inv.agents[0].name][WEB]
+    assert (after.mode, after.dips, after.flow_tracking) == (before.mode, before.dips, True)
+    assert _running_config(lab) == before_cfg
+    assert [str(x) for x in load_inventory(lab.inventory_dir).vips[0].dips] == d
+
+
+def test_agent_unreachable_at_start_touches_no_router(lab: Lab) -> None:
+    before_cfg = _running_config(lab)
+    lab.stop_agent(lab.agents[0].name)
+    inv = inventory(lab)
+    devices = live_devices(inv)
+    try:
+        with pytest.raises(StateError, match="cannot observe"):
+            run_scale(
+                inv,
+                ScaleRequest("web", dips=dips(lab)[:1]),
+                devices,
+                options=PlanOptions(30, 1),
+                dry_run=False,
+                confirm=lambda _: True,
+            )
+    finally:
+        devices.close()
+        lab.start_agent(lab.agents[0].name)
+    assert _running_config(lab) == before_cfg
+
+
+def test_second_concurrent_apply_refuses(lab: Lab) -> None:
+    inv = inventory(lab)
+    with apply_lock(inv.state_dir or inv.path / ".lbauto", command="apply (test)"):
+        res = _lbauto(lab, "apply", "--yes")
+    assert res.returncode == 1
+    assert "locked by pid" in res.stderr and "apply (test)" in res.stderr
+
+
+def test_scale_dry_run_changes_nothing(lab: Lab) -> None:
+    path = lab.inventory_dir / "vips.yaml"
+    before_file = path.read_bytes()
+    before_cfg = _running_config(lab)
+    inv = inventory(lab)
+    before_gen = live_devices(inv).observe().agents[inv.agents[0].name][WEB].generation
+    res = _lbauto(lab, "scale", "vip", "web", "--dips", dips(lab)[0], "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "bypass-enable" in res.stdout
+    assert path.read_bytes() == before_file
+    assert _running_config(lab) == before_cfg
+    assert live_devices(inv).observe().agents[inv.agents[0].name][WEB].generation == before_gen
+
+
+def _lbauto(
+    lab: Lab, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lbauto", "--inventory", str(lab.inventory_dir), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("to_single", "boundary"),
+    [(True, k) for k in range(4)] + [(False, k) for k in range(2)],
+    ids=[f"bypass-enable-after-step-{k}" for k in range(4)]
+    + [f"bypass-disable-after-step-{k}" for k in range(2)],
+)
+def test_sigkill_between_steps_then_apply_converges(
+    lab: Lab, to_single: bool, boundary: int
+) -> None:
+    """lbauto dies by SIGKILL right after step ``boundary``; re-running apply converges and no
+    connection breaks (connections live 3 s, shorter than the drain timeout)."""
+    d = dips(lab)
+    if not to_single:
+        set_dips(lab, "web", [d[0]])
+        converge(lab)
+    handle = traffic(lab, connections=100, lifetime=3.0)
+    try:
+        set_dips(lab, "web", [d[0]] if to_single else d)
+        killed = _lbauto(
+            lab,
+            "apply",
+            "--yes",
+            "--drain-timeout",
+            "6",
+            env={"LBAUTO_FAILPOINT": f"kill-after-step:{boundary}"},
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        again = _lbauto(lab, "apply", "--yes", "--drain-timeout", "6")
+        assert again.returncode == 0, again.stderr
+        inv = inventory(lab)
+        devices = live_devices(inv)
+        try:
+            assert not make_plan(inv, devices.observe()).has_changes
+        finally:
+            devices.close()
+        time.sleep(1.0)
+    finally:
+        report = handle.stop_and_report()
+    assert report.counts.broken == 0, summary(report)
+    assert report.counts.new_failed == 0, summary(report)
+
+
+def test_journal_records_the_run(lab: Lab) -> None:
+    scale(lab, dips(lab)[:1], drain=1)
+    log = (inventory(lab).state_dir or Path()) / "journal.log"
+    text = log.read_text()
+    for action in (
+        "agent.set_vip",
+        "agent.wait_drain",
+        "router.push",
+        "router.verify",
+        "agent.flow_tracking",
+    ):
+        assert action in text
+    assert "vip=web" in text
