@@ -147,6 +147,7 @@ def render(
     """Print the full intended lbauto-owned config of each router."""
     from lbauto.intent import desired_objects
     from lbauto.inventory import load_inventory
+    from lbauto.platforms import PLATFORMS
     from lbauto.render import render_config
     from lbauto.state import load_state
 
@@ -163,7 +164,8 @@ def render(
             continue
         objs = desired_objects(inv, router, observed.router_objects(router.name))
         text = render_config(router, objs, template_dir=inv.template_dir)
-        sys.stdout.write(f"# ---- {router.name} ({router.platform.value})\n{text}")
+        mark = PLATFORMS[router.platform].comment_char
+        sys.stdout.write(f"{mark} ---- {router.name} ({router.platform.value})\n{text}")
         if text and not text.endswith("\n"):
             sys.stdout.write("\n")
 

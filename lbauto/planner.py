@@ -51,8 +51,8 @@ from lbauto.intent import (
     RouterIntent,
     agent_next_hops,
     bindings_for,
+    intent_key,
     is_bypass,
-    max_pbr_seq,
     object_sort_key,
     router_intent,
 )
@@ -186,7 +186,7 @@ def _make_plan(
         _transition(scope.addresses[k], scope.names[k], facts[i], table.for_vip(i), options, works)
         for i, k in enumerate(scope.keys)
     )
-    concat: dict[int, tuple[_Objs, _Objs]] = {}
+    concat: dict[object, tuple[_Objs, _Objs]] = {}
     return Plan(transitions, tuple(_router_plan(w, scope, concat) for w in works), options)
 
 
@@ -303,18 +303,10 @@ class _IntentCache:
         self._vips, self._agents = vips, agents
         self._prefixes = [host_prefix(v.address) for v in vips]
         self._pbr_override = any(v.method is Method.PBR for v in vips)
-        self._cache: dict[tuple[object, ...], tuple[RouterIntent, dict[_PKey, _Entry]]] = {}
+        self._cache: dict[object, tuple[RouterIntent, dict[_PKey, _Entry]]] = {}
 
     def get(self, router: Router, obs: _ObservedIndex) -> tuple[RouterIntent, dict[_PKey, _Entry]]:
-        # Platform, ingress and PBR rules matter only where some VIP uses PBR on the router.
-        pbr = router.method is Method.PBR or self._pbr_override
-        key = (
-            router.method,
-            router.tag,
-            router.lb_distance,
-            router.bypass_distance,
-            (max_pbr_seq(router), router.ingress, obs.rules) if pbr else None,
-        )
+        key = intent_key(router, obs.rules, self._pbr_override)
         cached = self._cache.get(key)
         if cached is None:
             intent = router_intent(self._vips, self._agents, router, obs.rules, self._prefixes)
@@ -747,12 +739,16 @@ def _is_bypass_role(obj: OwnedObject, router: Router) -> bool:
 def _router_plan(
     work: _RouterWork,
     scope: _Scope,
-    concat: dict[int, tuple[_Objs, _Objs]],
+    concat: dict[object, tuple[_Objs, _Objs]],
 ) -> RouterPlan:
-    # Routers that share a change table (nothing observed, same intent) share its concatenation.
-    # Per-VIP tuples are sorted and VIPs come in order, so the concatenation is sorted too
-    # (object_sort_key); bindings sort last.
-    cached = concat.get(id(work.changes))
+    # Routers that share a change table (nothing observed, same intent) and the same bindings
+    # share one concatenation: the renderer then renders it once for all of them (it memoizes
+    # on identity). Per-VIP tuples are sorted and VIPs come in order, so the concatenation is
+    # sorted too (object_sort_key); bindings sort last.
+    brem = tuple(sorted((b for bs in work.bind_remove.values() for b in bs), key=object_sort_key))
+    badd = tuple(sorted((b for bs in work.bind_add.values() for b in bs), key=object_sort_key))
+    key = (id(work.changes), brem, badd)
+    cached = concat.get(key)
     if cached is None:
         remove: list[OwnedObject] = []
         add: list[OwnedObject] = []
@@ -761,13 +757,6 @@ def _router_plan(
             if change is not None:
                 remove.extend(change[0])
                 add.extend(change[1])
-        cached = (tuple(remove), tuple(add))
-        concat[id(work.changes)] = cached
-    brem = [b for bs in work.bind_remove.values() for b in bs]
-    badd = [b for bs in work.bind_add.values() for b in bs]
-    return RouterPlan(
-        work.router.name,
-        work.router.platform.value,
-        (*cached[0], *sorted(brem, key=object_sort_key)) if brem else cached[0],
-        (*cached[1], *sorted(badd, key=object_sort_key)) if badd else cached[1],
-    )
+        cached = ((*remove, *brem), (*add, *badd))
+        concat[key] = cached
+    return RouterPlan(work.router.name, work.router.platform.value, cached[0], cached[1])

@@ -23,7 +23,8 @@ import functools
 import ipaddress
 import operator
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -48,8 +49,9 @@ RouteRow: TypeAlias = tuple[int, str, str, str, str, int, int, bool]
 RuleRow: TypeAlias = tuple[int, int, str, str, str, str]
 BindingRow: TypeAlias = tuple[str, int, str, str]
 
-#: Interface names as the inventory validates them; anything else never reaches a template.
-_INTERFACE = re.compile(r"[A-Za-z][A-Za-z0-9._/:-]*\Z")
+#: Interface names as the inventory validates them (lbauto.inventory.fields.INTERFACE_RE);
+#: anything else never reaches a template.
+_INTERFACE = re.compile(r"[A-Za-z0-9_./:-]{1,64}\Z")
 #: Rendered config is plain words: a character outside this set can only come from a value that
 #: slipped past validation (``;``, ``!``, quotes, ``#``, control characters).
 _FORBIDDEN = re.compile(r"[^A-Za-z0-9 ./:_\n-]")
@@ -238,7 +240,7 @@ def _check_numbers(router: Router, routes: Sequence[StaticRoute], rules: Sequenc
     limit = PLATFORMS[router.platform].max_pbr_seq
     for what, values, low, high in (
         ("distance", {r.distance for r in routes}, 1, 255),
-        ("tag", {r.tag for r in routes}, 0, 4_294_967_295),
+        ("tag", {r.tag for r in routes}, 1, 4_294_967_295),
         ("PBR sequence", {r.seq for r in rules}, 1, limit),
     ):
         for value in values:
@@ -339,12 +341,49 @@ def _render(router: Router, context: dict[str, Any], template_dir: Path | None) 
     return text
 
 
+#: Renders keyed by the identity of their inputs. Routers of one profile share their object
+#: sets (the planner and :func:`lbauto.intent.desired_objects` hand out one set per group of
+#: equal routers), so 100 routers of 5 platforms render 5 or 6 times, not 100. Each entry keeps
+#: its inputs alive, so an ``id`` can never be reused while its entry exists.
+_MEMO: OrderedDict[tuple[object, ...], tuple[tuple[object, ...], Any]] = OrderedDict()
+_MEMO_SIZE = 64
+
+
+def _profile(router: Router) -> tuple[object, ...]:
+    """What of a router its rendered text depends on (its name only appears in errors)."""
+    return (router.platform, router.ingress, router.tag, router.lb_distance, router.bypass_distance)
+
+
+_EMPTY = ()
+
+
+def _memoized(base: tuple[object, ...], inputs: tuple[object, ...], make: Callable[[], Any]) -> Any:
+    if not all(isinstance(i, (tuple, frozenset)) for i in inputs):
+        return make()  # a list could change under the same id: never cache it
+    # Empty tuples and frozensets are not always one object: make them one, so they match.
+    inputs = tuple(i if i else _EMPTY for i in inputs)
+    key = (*base, *map(id, inputs))
+    hit = _MEMO.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+        _MEMO.move_to_end(key)
+        return hit[1]
+    value = make()
+    _MEMO[key] = (inputs, value)
+    if len(_MEMO) > _MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return value
+
+
 def render_config(
     router: Router, objects: Iterable[OwnedObject], template_dir: Path | None = None
 ) -> str:
     """The full intended lbauto-owned config of ``router`` (what ``lbauto render`` prints)."""
-    context = _context(router, (), objects, (), full=True)
-    return _render(router, context, template_dir)
+
+    def make() -> str:
+        return _render(router, _context(router, (), objects, (), full=True), template_dir)
+
+    text: str = _memoized(("config", _profile(router), template_dir), (objects,), make)
+    return text
 
 
 def render_changes(
@@ -358,5 +397,11 @@ def render_changes(
     bindings). ``observed`` (the router's current lbauto objects) lets removals take a whole
     policy or route prefix along when nothing of it survives, and keeps an interface bound on
     platforms where one binding serves both families."""
-    context = _context(router, remove, add, observed, full=False)
-    return [line for line in _render(router, context, template_dir).splitlines() if line.strip()]
+
+    def make() -> list[str]:
+        context = _context(router, remove, add, observed, full=False)
+        return [ln for ln in _render(router, context, template_dir).splitlines() if ln.strip()]
+
+    key = ("changes", _profile(router), template_dir)
+    lines: list[str] = _memoized(key, (remove, add, observed), make)
+    return list(lines)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Sequence
 
 import uvicorn
 
 from lbauto.agent.api import create_app
-from lbauto.agent.config import AgentConfig, read_token
+from lbauto.agent.config import AgentConfig, ConfigError, read_token
 from lbauto.agent.dataplane import TableSpec, make_dataplane
 from lbauto.agent.service import AgentService
 from lbauto.agent.state import StateStore
@@ -31,6 +32,13 @@ def serve(cfg: AgentConfig) -> None:
     """Serve until interrupted. Raises ConfigError before binding if no token is configured."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     token = read_token(cfg)
+    try:
+        socket.if_nametoindex(cfg.interface)
+    except OSError:
+        raise ConfigError(
+            f"interface {cfg.interface!r} does not exist in this network namespace; "
+            "set interface to the server-facing interface (ip link)"
+        ) from None
     if token is None:
         log.warning(
             "!!! INSECURE: the agent API on %s:%d accepts requests WITHOUT a token "

@@ -52,7 +52,7 @@ BR_CLIENT = "br-cli"
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise LabError(
             f"lab name {name!r} is not usable: use 1 to 8 characters, a lowercase letter "
             "followed by lowercase letters or digits (it prefixes namespace and interface names)"

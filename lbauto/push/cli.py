@@ -44,7 +44,7 @@ def reconcile_jobs(
         add = sorted_objects(desired - seen)
         lines = render_changes(router, remove, add, seen, template_dir=inv.template_dir)
         # Verify the whole intent, not only the change: drift elsewhere shows up too.
-        expect = Expectation.of(remove, sorted_objects(desired))
+        expect = Expectation.of(remove, sorted_objects(desired), seen)
         jobs.append(RouterPush(router, config_text(lines), expect))
     return jobs
 

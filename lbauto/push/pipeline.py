@@ -358,7 +358,9 @@ class RouterFleet:
             lines = render_changes(
                 router, change.remove, change.add, observed, template_dir=self.template_dir
             )
-            out.append(RouterPush(router, config_text(lines), Expectation.of_change(change)))
+            out.append(
+                RouterPush(router, config_text(lines), Expectation.of_change(change, observed))
+            )
         return out
 
     def push(self, changes: Sequence[RouterChange]) -> None:
@@ -376,7 +378,11 @@ class RouterFleet:
             self.observed[change.router] = frozenset(cur)
 
     def verify(self, changes: Sequence[RouterChange]) -> None:
-        jobs = [(self._router(c.router), Expectation.of_change(c)) for c in changes if not c.empty]
+        jobs = [
+            (self._router(c.router), Expectation.of_change(c, self.observed.get(c.router)))
+            for c in changes
+            if not c.empty
+        ]
 
         def one(item: tuple[Router, Expectation]) -> str | None:
             router, expect = item

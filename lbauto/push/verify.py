@@ -14,6 +14,7 @@ from typing import Any
 
 from lbauto.model import POLICY_PREFIX, OwnedObject, PbrBinding, PbrRule, Platform, StaticRoute
 from lbauto.plan import RouterChange
+from lbauto.platforms import PLATFORMS
 
 
 def identity(obj: OwnedObject) -> tuple[Any, ...]:
@@ -31,20 +32,65 @@ class Expectation:
 
     present: tuple[OwnedObject, ...] = ()
     absent: tuple[OwnedObject, ...] = ()
+    #: Every PBR binding the router keeps after the change, when the caller knows the router's
+    #: objects (None: unknown). Needed where one binding serves both families (FRR, EOS).
+    bindings_after: frozenset[PbrBinding] | None = None
 
     @classmethod
-    def of(cls, remove: Iterable[OwnedObject], add: Iterable[OwnedObject]) -> Expectation:
+    def of(
+        cls,
+        remove: Iterable[OwnedObject],
+        add: Iterable[OwnedObject],
+        observed: Iterable[OwnedObject] | None = None,
+    ) -> Expectation:
+        """``observed``: the router's lbauto objects before the change (as given to
+        :func:`lbauto.render.render_changes`)."""
         added = tuple(add)
+        removed = tuple(remove)
         kept = {identity(o) for o in added}
-        return cls(added, tuple(o for o in remove if identity(o) not in kept))
+        after = None
+        if observed is not None:
+            left = set(observed).difference(removed).union(added)
+            after = frozenset(o for o in left if isinstance(o, PbrBinding))
+        return cls(added, tuple(o for o in removed if identity(o) not in kept), after)
 
     @classmethod
-    def of_change(cls, change: RouterChange) -> Expectation:
-        return cls.of(change.remove, change.add)
+    def of_change(
+        cls, change: RouterChange, observed: Iterable[OwnedObject] | None = None
+    ) -> Expectation:
+        return cls.of(change.remove, change.add, observed)
 
     @property
     def empty(self) -> bool:
         return not self.present and not self.absent
+
+
+def expected_absent(platform: Platform, expect: Expectation) -> tuple[OwnedObject, ...]:
+    """``expect.absent`` without the bindings the platform keeps.
+
+    Where one binding serves both families, removing ``PbrBinding(X, 6)`` while
+    ``PbrBinding(X, 4)`` stays renders nothing (:mod:`lbauto.render`): X must stay bound. An
+    interface must be unbound only when no binding for it remains; without ``bindings_after``
+    that is known only when the change removes both families' bindings of X.
+    """
+    if PLATFORMS[platform].binding_per_family:
+        return expect.absent
+    present = {o.interface for o in expect.present if isinstance(o, PbrBinding)}
+    if expect.bindings_after is not None:
+        still = present | {b.interface for b in expect.bindings_after}
+        return tuple(
+            o for o in expect.absent if not (isinstance(o, PbrBinding) and o.interface in still)
+        )
+    gone: dict[str, set[int]] = {}
+    for o in expect.absent:
+        if isinstance(o, PbrBinding):
+            gone.setdefault(o.interface, set()).add(o.version)
+    return tuple(
+        o
+        for o in expect.absent
+        if not isinstance(o, PbrBinding)
+        or (o.interface not in present and gone[o.interface] >= {4, 6})
+    )
 
 
 def _static_entries(driver: Any, prefix: str) -> list[dict[str, Any]]:
@@ -123,7 +169,8 @@ def _check_frr_pbr(
             problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} still present")
         elif isinstance(obj, PbrBinding) and obj.interface in bound:
             problems.append(f"policy {POLICY_PREFIX} still applied on interface {obj.interface}")
-    return problems
+    # One pbr-policy serves both families: an interface's two bindings give one problem.
+    return list(dict.fromkeys(problems))
 
 
 def check(driver: Any, platform: Platform, expect: Expectation) -> list[str]:
@@ -132,7 +179,7 @@ def check(driver: Any, platform: Platform, expect: Expectation) -> list[str]:
     routes_out = [o for o in expect.absent if isinstance(o, StaticRoute)]
     problems = _check_static(driver, routes_in, routes_out) if routes_in or routes_out else []
     pbr_in = [o for o in expect.present if not isinstance(o, StaticRoute)]
-    pbr_out = [o for o in expect.absent if not isinstance(o, StaticRoute)]
+    pbr_out = [o for o in expected_absent(platform, expect) if not isinstance(o, StaticRoute)]
     if (pbr_in or pbr_out) and platform is Platform.FRR:
         problems += _check_frr_pbr(driver, pbr_in, pbr_out)
     return problems

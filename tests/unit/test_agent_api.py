@@ -330,3 +330,11 @@ def test_serve_refuses_to_start_without_a_token(tmp_path: Path) -> None:
     assert r.exit_code == 1
     assert "no token_file or token_env" in r.output
     assert not (tmp_path / "s.json").exists()
+
+
+def test_serve_refuses_an_interface_that_does_not_exist(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("t\n")
+    args = ["serve", "--interface", "lba-nosuch0", "--token-file", str(tmp_path / "token")]
+    r = CliRunner().invoke(agent_cli.app, [*args, "--state-file", str(tmp_path / "s.json")])
+    assert r.exit_code == 1
+    assert "interface 'lba-nosuch0' does not exist" in r.output

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -166,19 +166,55 @@ def test_injected_transport_is_used() -> None:
     assert e.value.status == 500
 
 
-def test_tls_with_ca_file(tmp_path: Path) -> None:
-    ca_key, ca, key, csr, cert = (
-        tmp_path / n for n in ("ca.key", "ca.pem", "k.pem", "c.csr", "c.pem")
+def write_ca_and_cert(tmp: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 it signed (cryptography comes with paramiko)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: str,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            b = b.add_extension(san, critical=False)
+        return b.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("lbauto test CA", ca_key, "lbauto test CA", ca_key, ca=True)
+    srv = cert("127.0.0.1", key, "lbauto test CA", ca_key, ca=False)
+    paths = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(srv.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
-    ext = tmp_path / "ext.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
-        "-days", "1", "-subj", "/CN=lbauto test CA")  # fmt: skip
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-        "-subj", "/CN=127.0.0.1")  # fmt: skip
-    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-        "-out", cert, "-days", "1", "-extfile", ext)  # fmt: skip
+    return paths
+
+
+def test_tls_with_ca_file(tmp_path: Path) -> None:
+    ca, cert, key = write_ca_and_cert(tmp_path)
     with Served(tmp_path, cert, key) as s:
         with HttpAgentClient(s.url, token=TOKEN, ca_file=ca) as c:
             assert c.health()["status"] == "ok"

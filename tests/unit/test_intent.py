@@ -9,6 +9,7 @@ import pytest
 
 from lbauto.errors import InventoryError
 from lbauto.intent import (
+    desired_by_router,
     desired_objects,
     is_bypass,
     object_sort_key,
@@ -242,3 +243,40 @@ def test_sort_order_is_by_vip_then_routes_then_rules_with_bindings_last() -> Non
         PbrBinding("eth1", 6),
     )
     assert object_sort_key(lb("192.0.2.9/32")) < object_sort_key(lb("192.0.2.10/32"))
+
+
+def test_desired_by_router_equals_desired_objects_and_shares_equal_routers() -> None:
+    frr2 = Router("r-frr2", "198.18.0.13", Platform.IOS)  # same settings as r-frr
+    eos2 = Router("r-eos2", "198.18.0.14", Platform.EOS, Method.PBR, ingress=PBR.ingress)
+    inv = Inventory(
+        Path("inv"),
+        (STATIC, PBR, frr2, eos2),
+        (LB1,),
+        (vip("api", "192.0.2.11", "198.51.100.24"), vip("b", "192.0.2.12", "198.51.100.25")),
+    )
+    # eos2 already has b's rule at seq 9: it keeps it, so its intent differs from r-eos's
+    observed = {"r-eos2": frozenset({rule(9, "192.0.2.12/32", "198.51.100.25")})}
+    got = desired_by_router(inv, observed)
+    for r in inv.routers:
+        assert got[r.name] == desired_objects(inv, r, observed.get(r.name, frozenset()))
+    assert got["r-frr"] is got["r-frr2"]
+    assert got["r-eos"] != got["r-eos2"]
+    assert rule(9, "192.0.2.12/32", "198.51.100.25") in got["r-eos2"]
+
+
+def test_memoized_intent_follows_the_inventory_object() -> None:
+    one = inventory(vip("api", "192.0.2.11", "198.51.100.24"))
+    two = Inventory(one.path, one.routers, one.agents, (vip("web", "192.0.2.10"),))
+    assert desired_objects(one, STATIC, frozenset()) == {
+        lb("192.0.2.11/32"),
+        bypass("192.0.2.11/32", "198.51.100.24"),
+    }
+    assert desired_objects(two, STATIC, frozenset()) == {lb("192.0.2.10/32")}
+    assert desired_objects(one, STATIC, frozenset()) == {
+        lb("192.0.2.11/32"),
+        bypass("192.0.2.11/32", "198.51.100.24"),
+    }
+    # observed rules still keep seqs on PBR routers between calls on one inventory
+    kept = frozenset({rule(5, "192.0.2.11/32", "198.51.100.24")})
+    assert rule(5, "192.0.2.11/32", "198.51.100.24") in desired_objects(one, PBR, kept)
+    assert rule(1, "192.0.2.11/32", "198.51.100.24") in desired_objects(one, PBR, frozenset())

@@ -33,7 +33,7 @@ from lbauto.model import (
 )
 from lbauto.plan import Action, Kind, Plan, PlanOptions, RouterChange, Step, Transition
 from lbauto.planner import make_plan
-from lbauto.simulate import apply_plan
+from lbauto.simulate import apply_plan, apply_steps
 
 
 def ip(s: str) -> IPAddress:
@@ -656,3 +656,48 @@ def plan_json(plan: Plan) -> str:
         },
         sort_keys=False,
     )
+
+
+# ---------------------------------------------------------------------------------- simulate
+
+
+def test_simulated_apply_gives_every_agent_the_vip_and_every_router_its_objects() -> None:
+    inv = inventory(API, agents=(LB1, LB2))
+    state_after = deployed(inv)
+    for name in ("lb1", "lb2"):
+        av = state_after.agents[name][ip("192.0.2.11")]
+        assert (av.mode, av.dips, av.flow_tracking, av.name) == (
+            Mode.SINGLE,
+            (ip(D),),
+            False,
+            "api",
+        )
+        assert av.transit is None and av.drain is None
+    assert state_after.routers["r-frr"].objects == {
+        lb("192.0.2.11/32"),
+        lb("192.0.2.11/32", "198.51.100.11"),
+        bypass("192.0.2.11/32", D),
+    }
+
+
+def test_simulated_crash_applies_only_the_first_steps() -> None:
+    inv = inventory(API)
+    t = only_transition(make_plan(inv, ObservedState()), "api")
+    after_agent = apply_steps(inv, ObservedState(), t, 1)
+    assert after_agent.agents["lb1"][ip("192.0.2.11")].flow_tracking is True
+    assert after_agent.routers == {}
+    # the re-plan enables the bypass (the agent's single without a router bypass counts as multi)
+    assert only_transition(make_plan(inv, after_agent), "api").kind is Kind.BYPASS_ENABLE
+
+
+def test_simulated_delete_removes_the_vip_from_agents_and_routers() -> None:
+    observed = deployed(inventory(WEB, API))
+    after = apply_plan(inventory(WEB), observed, make_plan(inventory(WEB), observed))
+    assert set(after.agents["lb1"]) == {ip("192.0.2.10")}
+    assert all(
+        o.prefix == net("192.0.2.10/32")
+        for r in after.routers.values()
+        for o in r.objects
+        if not isinstance(o, PbrBinding)
+    )
+    assert PbrBinding("Ethernet1") not in after.routers["r-eos"].objects

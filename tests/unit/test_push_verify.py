@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
 
 from rich.console import Console
 
-from lbauto.model import PbrBinding, PbrRule, StaticRoute
+from lbauto.model import POLICY_PREFIX, PbrBinding, PbrRule, Platform, StaticRoute
 from lbauto.plan import RouterChange
 from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text, print_result
-from lbauto.push.verify import Expectation
+from lbauto.push.verify import Expectation, check
 
 VIP = ipaddress.ip_network("192.0.2.10/32")
 D1, D2 = ipaddress.ip_address("198.51.100.21"), ipaddress.ip_address("198.51.100.22")
@@ -33,6 +34,61 @@ def test_pbr_rule_identity_is_its_seq() -> None:
     exp = Expectation.of(remove=(PbrRule(3, VIP, D1), PbrBinding("eth1")), add=())
     assert exp.absent == (PbrRule(3, VIP, D1), PbrBinding("eth1"))
     assert Expectation().empty and not exp.empty
+
+
+class FrrPbrShow:
+    """Answers the three ``show pbr ... json`` commands verify reads, from fixed router state."""
+
+    def __init__(self, rules: list[PbrRule], bound: list[str]) -> None:
+        self.rules, self.bound = rules, bound
+
+    def cli(self, commands: list[str], encoding: str = "text") -> dict[str, Any]:
+        assert encoding == "json"
+        policies = [
+            {"sequenceNumber": r.seq, "matchDst": str(r.prefix), "installed": True}
+            for r in self.rules
+        ]
+        groups = [
+            {"name": f"{POLICY_PREFIX}{r.seq}", "nexthops": [{"nexthop": str(r.next_hop)}]}
+            for r in self.rules
+        ]
+        out = {
+            "show pbr map json": [{"name": POLICY_PREFIX, "policies": policies}],
+            "show pbr nexthop-groups json": groups,
+            "show pbr interface json": [
+                {"name": i, "policy": POLICY_PREFIX, "valid": True} for i in self.bound
+            ],
+        }
+        return {c: out[c] for c in commands}
+
+
+VIP6 = ipaddress.ip_network("2001:db8:10::10/128")
+D6 = ipaddress.ip_address("2001:db8:100::21")
+RULE4, RULE6 = PbrRule(1, VIP, D1), PbrRule(2, VIP6, D6)
+B4, B6 = PbrBinding("cli", 4), PbrBinding("cli", 6)
+
+
+def test_frr_interface_stays_bound_when_one_family_goes() -> None:
+    # The last IPv6 rule goes, IPv4 rules stay: FRR keeps `pbr-policy` on cli (one binding for
+    # both families), so a still-bound cli is correct.
+    after = FrrPbrShow([RULE4], ["cli"])
+    observed = (RULE4, RULE6, B4, B6)
+    exp = Expectation.of(remove=(RULE6, B6), add=(), observed=observed)
+    assert check(after, Platform.FRR, exp) == []
+    assert check(after, Platform.FRR, Expectation.of(remove=(RULE6, B6), add=())) == []
+    # Not in the IPv6 rule's case: it must be gone.
+    stale = FrrPbrShow([RULE4, RULE6], ["cli"])
+    assert check(stale, Platform.FRR, exp) == [f"pbr-map {POLICY_PREFIX} seq 2 still present"]
+
+
+def test_frr_interface_must_be_unbound_when_no_binding_remains() -> None:
+    still_bound = FrrPbrShow([], ["cli"])
+    problem = f"policy {POLICY_PREFIX} still applied on interface cli"
+    both = Expectation.of(remove=(RULE4, RULE6, B4, B6), add=())
+    assert check(still_bound, Platform.FRR, both) == [problem]
+    last = Expectation.of(remove=(RULE4, B4), add=(), observed=(RULE4, B4))
+    assert check(still_bound, Platform.FRR, last) == [problem]
+    assert check(FrrPbrShow([], []), Platform.FRR, last) == []
 
 
 def test_config_text() -> None:
