@@ -57,7 +57,7 @@ def inv(tmp_path: Path) -> Inventory:
 
 def test_apply_converges_every_kind_of_the_example(inv: Inventory) -> None:
     observed = load_state(inv.path / "state.json")
-    devices, agents, routers = fake_devices(inv, observed)
+    devices, _agents, routers = fake_devices(inv, observed)
     out = run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
     kinds = {t.kind for t in out.plan.transitions}
     assert {Kind.CREATE, Kind.DELETE, Kind.BYPASS_ENABLE, Kind.BYPASS_DISABLE} <= kinds
@@ -91,16 +91,24 @@ def test_declined_plan_changes_nothing(inv: Inventory) -> None:
 
 def test_second_apply_refuses_while_the_lock_is_held(inv: Inventory) -> None:
     devices, _, _ = fake_devices(inv, ObservedState())
-    with apply_lock(inv.path / ".lbauto", command="apply --yes"):
-        with pytest.raises(LockedError, match=r"locked by pid \d+ .*apply --yes.* since 20"):
-            run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
+    with (
+        apply_lock(inv.path / ".lbauto", command="apply --yes"),
+        pytest.raises(LockedError, match=r"locked by pid \d+ .*apply --yes.* since 20"),
+    ):
+        run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
 
 
 def test_scale_dry_run_keeps_vips_yaml_byte_identical(inv: Inventory) -> None:
     before = (inv.path / "vips.yaml").read_bytes()
-    devices, agents, routers = fake_devices(inv, ObservedState())
-    out = run_scale(inv, ScaleRequest("web", add="198.51.100.40"), devices, options=FAST,
-                    dry_run=True, confirm=yes)
+    devices, _agents, routers = fake_devices(inv, ObservedState())
+    out = run_scale(
+        inv,
+        ScaleRequest("web", add="198.51.100.40"),
+        devices,
+        options=FAST,
+        dry_run=True,
+        confirm=yes,
+    )
     assert [t.vip for t in out.plan.transitions if t.kind is not Kind.NONE] == ["web"]
     assert (inv.path / "vips.yaml").read_bytes() == before
     assert routers.pushes == []
@@ -111,8 +119,14 @@ def test_scale_writes_the_file_after_success_and_keeps_comments(inv: Inventory) 
     run_apply(inv, devices, options=FAST, dry_run=False, confirm=yes)
     text_before = (inv.path / "vips.yaml").read_text()
     web = next(v for v in inv.vips if v.name == "web")
-    run_scale(inv, ScaleRequest("web", dips=[str(web.dips[0])]), devices, options=FAST,
-              dry_run=False, confirm=yes)
+    run_scale(
+        inv,
+        ScaleRequest("web", dips=[str(web.dips[0])]),
+        devices,
+        options=FAST,
+        dry_run=False,
+        confirm=yes,
+    )
     after = load_inventory(inv.path)
     assert next(v for v in after.vips if v.name == "web").dips == (web.dips[0],)
     comments = [ln for ln in text_before.splitlines() if ln.strip().startswith("#")]
@@ -129,12 +143,21 @@ def test_failed_scale_leaves_the_file_and_the_vip_as_they_were(inv: Inventory) -
     snapshot = dict(agents[0].vips)
     routers.fail_push = {inv.routers[0].name}
     with pytest.raises(TransitionError, match="VIP web"):
-        run_scale(inv, ScaleRequest("web", dips=[str(web.dips[0])]), devices, options=FAST,
-                  dry_run=False, confirm=yes)
+        run_scale(
+            inv,
+            ScaleRequest("web", dips=[str(web.dips[0])]),
+            devices,
+            options=FAST,
+            dry_run=False,
+            confirm=yes,
+        )
     assert (inv.path / "vips.yaml").read_bytes() == before
     restored = agents[0].vips[web.address]
     assert (restored.mode, restored.dips, restored.flow_tracking) == (
-        snapshot[web.address].mode, snapshot[web.address].dips, True)
+        snapshot[web.address].mode,
+        snapshot[web.address].dips,
+        True,
+    )
 
 
 @pytest.mark.parametrize(

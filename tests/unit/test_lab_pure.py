@@ -41,7 +41,9 @@ def v4(text: str) -> ipaddress.IPv4Address:
 # ------------------------------------------------------------------------------------ spec
 
 
-@pytest.mark.parametrize("name", ["", "Lab", "1lab", "a-b", "lab_1", "abcdefghi", "läb", "lab\n", "lab;x"])
+@pytest.mark.parametrize(
+    "name", ["", "Lab", "1lab", "a-b", "lab_1", "abcdefghi", "läb", "lab\n", "lab;x"]
+)
 def test_validate_refuses_unusable_names(name: str) -> None:
     with pytest.raises(LabError, match="is not usable"):
         LabSpec(name=name).validate()
