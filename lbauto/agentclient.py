@@ -53,7 +53,7 @@ class AgentClient(Protocol):
         self, address: IPAddress, generation: int | None = None, missing_ok: bool = True
     ) -> None: ...
 
-    def flows(self, address: IPAddress) -> FlowCounts: ...
+    def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts: ...
 
     def close(self) -> None: ...
 
@@ -243,8 +243,9 @@ class HttpAgentClient:
         ok = (204, 404) if missing_ok else (204,)
         self._request("DELETE", f"/v1/vips/{address}", headers=headers, ok=ok)
 
-    def flows(self, address: IPAddress) -> FlowCounts:
-        doc = self._request("GET", f"/v1/vips/{address}/flows?limit=0").json()
+    def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts:
+        query = "limit=0" + (f"&active_within={active_within:g}" if active_within else "")
+        doc = self._request("GET", f"/v1/vips/{address}/flows?{query}").json()
         # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
         per = {ipaddress.ip_address(k): int(v) for k, v in doc["per_dip"].items() if _is_ip(k)}
         return FlowCounts(total=int(doc["total"]), per_dip=per)

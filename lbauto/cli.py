@@ -196,6 +196,15 @@ DrainOpt = Annotated[
         "the routers send their VIP elsewhere.",
     ),
 ]
+DrainIdleOpt = Annotated[
+    float,
+    typer.Option(
+        "--drain-idle",
+        help="A connection on a draining DIP counts as ended once it has carried no packet for "
+        "this many seconds (the agent has no connection tracking to see a FIN); the drain "
+        "timeout still bounds the wait.",
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show the plan and device diffs; change nothing.")
@@ -286,6 +295,7 @@ def apply(
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     drain_timeout: DrainOpt = 30.0,
+    drain_idle: DrainIdleOpt = 5.0,
     transit: TransitOpt = 60.0,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -300,7 +310,9 @@ def apply(
     from lbauto.plan import PlanOptions
 
     inv = load_inventory(_inventory_path(ctx, inventory))
-    devices = live_devices(inv, console=out if output is Output.table else None)
+    devices = live_devices(
+        inv, console=out if output is Output.table else None, drain_idle=drain_idle
+    )
     options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
     confirm = _confirmer(inv, yes, output)
     try:
@@ -336,6 +348,7 @@ def scale_vip(
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     drain_timeout: DrainOpt = 30.0,
+    drain_idle: DrainIdleOpt = 5.0,
     transit: TransitOpt = 60.0,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -353,7 +366,9 @@ def scale_vip(
         add=add_dip,
         remove=remove_dip,
     )
-    devices = live_devices(inv, console=out if output is Output.table else None)
+    devices = live_devices(
+        inv, console=out if output is Output.table else None, drain_idle=drain_idle
+    )
     confirm = _confirmer(inv, yes, output)
     try:
         outcome = run_scale(

@@ -82,7 +82,7 @@ class Demo:
         console: Console,
         name: str = "demo",
         connections: int = 60,
-        lifetime: float = 4.0,
+        lifetime: float = 3.0,
         drain_timeout: float = 10.0,
         transit: float = 30.0,
     ) -> None:
@@ -100,7 +100,7 @@ class Demo:
 
     def _apply(self, run: Callable[..., ApplyOutcome], *args: object) -> float:
         inv = self._inventory(self.lab)
-        devices = live_devices(inv)
+        devices = live_devices(inv, drain_idle=2.0)
         start = time.monotonic()
 
         def hook(vip: str, action: str, event: str) -> None:

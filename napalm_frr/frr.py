@@ -26,7 +26,13 @@ from napalm.base.exceptions import (
     ReplaceConfigException,
 )
 
-from napalm_frr.parse import format_reload_diff, parse_version, routes_from_json, sanitize
+from napalm_frr.parse import (
+    format_reload_diff,
+    parse_version,
+    routes_from_json,
+    sanitize,
+    split_waves,
+)
 from napalm_frr.transport import LocalTransport, Result, SshTransport, Transport
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -331,6 +337,20 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             f"{{ {self._reload(self._path('rollback.conf'))} >/dev/null 2>&1; exit 7; }}"
         )
 
+    def _merge_script(self, candidate: str) -> str:
+        """Apply a merge candidate in waves (see :func:`napalm_frr.parse.split_waves`)."""
+        waves = split_waves(candidate)
+        if len(waves) == 1:
+            return self._vtysh("-f", self._path("candidate.conf"))
+        steps = []
+        for i, text in enumerate(waves):
+            wave = shlex.quote(self._path(f"candidate.wave{i}.conf"))
+            steps.append(
+                f"printf '%s' {shlex.quote(text)} > {wave} && "
+                f"{self._vtysh('-f', self._path(f'candidate.wave{i}.conf'))}"
+            )
+        return "{ " + " && ".join(steps) + "; }"
+
     def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
         if message:
             raise NotImplementedError("commit messages are not supported by FRR")
@@ -344,7 +364,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         apply = (
             self._reload(self._path("candidate.conf"))
             if self._replace
-            else self._vtysh("-f", self._path("candidate.conf"))
+            else self._merge_script(self._candidate)
         )
         pending = shlex.quote(self._path("pending.pid"))
         script = (

@@ -143,3 +143,29 @@ def parse_version(text: str) -> tuple[str, str]:
     """``show version`` -> (os_version, hostname); empty strings if the banner is unknown."""
     m = _VERSION.search(text)
     return (m.group("version"), m.group("host")) if m else ("", "")
+
+
+_ROUTE_LINE = re.compile(r"^(?:no\s+)?ipv?6?\s+route\s+(\S+)")
+
+
+def split_waves(candidate: str) -> list[str]:
+    """Split a merge candidate so that no prefix gets two route lines in one ``vtysh -f``.
+
+    FRR 8.4's staticd can lose one of two next hops of a new prefix configured in the same
+    ``vtysh -f`` run (a next-hop-tracking registration race, fixed upstream in 2024): both lines
+    reach the running config, but only one route reaches the RIB. Applying the n-th route line
+    of each prefix in the n-th run avoids it. Other lines (PBR blocks, interfaces) stay in the
+    first run, in their order; every run keeps the candidate's order.
+    """
+    waves: list[list[str]] = [[]]
+    seen: dict[str, int] = {}
+    for line in candidate.splitlines():
+        m = _ROUTE_LINE.match(line)
+        wave = 0
+        if m:
+            wave = seen.get(m.group(1), 0)
+            seen[m.group(1)] = wave + 1
+        while len(waves) <= wave:
+            waves.append([])
+        waves[wave].append(line)
+    return ["\n".join(w) + "\n" for w in waves if w]

@@ -107,8 +107,19 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
         return Response(status_code=204)
 
     @v1.get("/vips/{address}/flows", response_model=FlowsOut)
-    def flows(address: str, limit: int = Query(default=100, ge=0, le=100_000)) -> FlowsOut:
-        return service.flows(parse_vip(address), limit)
+    def flows(
+        address: str,
+        limit: int = Query(default=100, ge=0, le=100_000),
+        active_within: float | None = Query(
+            default=None,
+            ge=1,
+            le=86_400,
+            description="Count only flows that carried a packet within this many seconds "
+            "(an entry's timer restarts on every packet); lets a drain wait end when the "
+            "draining DIPs' connections have gone quiet.",
+        ),
+    ) -> FlowsOut:
+        return service.flows(parse_vip(address), limit, active_within)
 
     app.include_router(v1)
 

@@ -225,9 +225,14 @@ class AgentService:
     def _per_mark(flows: Sequence[FlowEntry]) -> Counter[int]:
         return Counter(f.mark for f in flows)
 
-    def flows(self, vip: IPAddress, limit: int) -> FlowsOut:
+    def flows(self, vip: IPAddress, limit: int, active_within: float | None = None) -> FlowsOut:
         rec = self.get(vip)
         entries = self.flows_of(rec)
+        if active_within is not None:
+            # The kernel restarts an entry's timeout on every packet, so an entry that expires
+            # later than (timeout - active_within) saw a packet within active_within seconds.
+            floor = self.spec.flow_timeout - active_within
+            entries = [e for e in entries if e.expires is None or e.expires >= floor]
         by_mark = {m: str(d) for d, m in rec.marks.items()}
         per = Counter(by_mark.get(e.mark, f"mark:{e.mark}") for e in entries)
         return FlowsOut(

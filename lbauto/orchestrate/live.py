@@ -22,13 +22,17 @@ from lbauto.plan import Plan
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
 
+#: Default seconds of silence after which a connection on a draining DIP counts as ended.
+DRAIN_IDLE = 5.0
+
 
 class AgentAdapter:
     """An :class:`~lbauto.orchestrate.ports.AgentPort` over the HTTP agent client."""
 
-    def __init__(self, client: AgentClient) -> None:
+    def __init__(self, client: AgentClient, drain_idle: float | None = None) -> None:
         self.client = client
         self.name = client.name
+        self.drain_idle = drain_idle
 
     def get_vip(self, address: IPAddress) -> AgentVip | None:
         return self.client.get_vip(address)
@@ -60,7 +64,7 @@ class AgentAdapter:
         self.client.delete_vip(address, generation=if_match)
 
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
-        return self.client.flows(address).per_dip
+        return self.client.flows(address, active_within=self.drain_idle).per_dip
 
 
 def observe_agents(clients: Sequence[AgentClient]) -> dict[str, dict[IPAddress, AgentVip]]:
@@ -77,7 +81,11 @@ def observe_agents(clients: Sequence[AgentClient]) -> dict[str, dict[IPAddress, 
     return out
 
 
-def live_devices(inv: Inventory, console: Console | None = None) -> Devices:
+def live_devices(
+    inv: Inventory, console: Console | None = None, drain_idle: float | None = DRAIN_IDLE
+) -> Devices:
+    """Real agents and routers. ``drain_idle``: a drain wait counts a connection as ended once
+    it has carried no packet for that many seconds (None: only when its flow entry expires)."""
     clients: list[AgentClient] = [HttpAgentClient.for_agent(a) for a in inv.agents]
     fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir)
 
@@ -104,7 +112,7 @@ def live_devices(inv: Inventory, console: Console | None = None) -> Devices:
             c.close()
 
     return Devices(
-        agents=[AgentAdapter(c) for c in clients],
+        agents=[AgentAdapter(c, drain_idle) for c in clients],
         routers=fleet,
         observe=observe,
         diffs=diffs,

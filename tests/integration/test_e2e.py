@@ -452,3 +452,38 @@ def test_journal_records_the_run(lab: Lab) -> None:
     ):
         assert action in text
     assert "vip=web" in text
+
+
+def test_creating_many_single_vips_at_once_installs_every_bypass(lab: Lab) -> None:
+    """Regression: FRR 8.4 loses one of two next hops of a new prefix sent in one vtysh run;
+    the FRR driver applies them in separate runs, so every LB route and bypass is installed."""
+    d = dips(lab)
+    new = [f"192.0.2.{i}" for i in range(30, 38)]
+    path = lab.inventory_dir / "vips.yaml"
+    original = path.read_text()
+    for addr in new:
+        lab.add_vip(addr)
+    path.write_text(
+        original
+        + "".join(
+            f"  - name: s{i}\n    address: {a}\n    dips: [{d[i % 3]}]\n" for i, a in enumerate(new)
+        )
+    )
+    try:
+        converge(lab)
+        r = lab.routers[0]
+        for i, addr in enumerate(new):
+            out = lab.run(r.netns, "ip", "-4", "route", "show", "exact", f"{addr}/32").stdout
+            assert f"via {d[i % 3]} " in out, f"{addr}: bypass not in the kernel: {out!r}"
+            rib = subprocess.run(
+                ["vtysh", "-N", r.pathspace, "-c", f"show ip route {addr}/32"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            assert "distance 200," in rib and "distance 1," in rib, f"{addr}: RIB: {rib}"
+    finally:
+        path.write_text(original)
+        converge(lab)
+        for addr in new:
+            lab.remove_vip(addr)

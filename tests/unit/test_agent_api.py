@@ -210,6 +210,22 @@ def test_drain_keeps_dip_until_its_flows_end(agent: Agent) -> None:
     )
 
 
+def test_flows_active_within_counts_only_recently_used_entries(agent: Agent) -> None:
+    agent.put(MULTI)
+    mark = agent.svc.vips[ipaddress.ip_address(VIP)].marks[ipaddress.ip_address("198.51.100.22")]
+    timeout = agent.svc.spec.flow_timeout
+    agent.dp.flow_entries[SFX] = [
+        FlowEntry("203.0.113.100", 1000, 80, mark, float(timeout - 1)),  # packet 1 s ago
+        FlowEntry("203.0.113.100", 1001, 80, mark, float(timeout - 60)),  # quiet for 60 s
+    ]
+    url = f"/v1/vips/{VIP}/flows?limit=0"
+    assert agent.client.get(url, headers=AUTH).json()["per_dip"] == {"198.51.100.22": 2}
+    active = agent.client.get(url + "&active_within=5", headers=AUTH).json()
+    assert active["total"] == 1 and active["per_dip"] == {"198.51.100.22": 1}
+    bad = agent.client.get(url + "&active_within=0", headers=AUTH)
+    assert bad.status_code in (400, 422)
+
+
 def test_drain_timeout_cuts_remaining_flows(agent: Agent) -> None:
     agent.put(MULTI)
     agent.put(

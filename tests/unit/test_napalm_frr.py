@@ -261,3 +261,23 @@ def test_parse_version() -> None:
     text = "FRRouting 8.4.4 (vm) on Linux(6.1.0).\nCopyright 1996-2005 Kunihiro Ishiguro, et al.\n"
     assert parse_version(text) == ("8.4.4", "vm")
     assert parse_version("garbage") == ("", "")
+
+
+def test_split_waves_gives_each_prefix_one_route_line_per_run() -> None:
+    from napalm_frr.parse import split_waves
+
+    pbr = "pbr-map LBAUTO seq 1\n match dst-ip 192.0.2.11/32\n set nexthop 198.51.100.24\nexit\n"
+    lines = [
+        "no ip route 192.0.2.14/32 198.51.100.31\n",
+        "ip route 192.0.2.17/32 198.51.100.10 tag 4242 200\n",
+        "ip route 192.0.2.17/32 198.51.100.30 tag 4242\n",
+        "ip route 192.0.2.14/32 198.51.100.26 tag 4242\n",
+        pbr,
+        "ipv6 route 2001:db8:10::10/128 2001:db8:100::10 tag 4242 200\n",
+    ]
+    assert split_waves("".join(lines)) == [
+        lines[0] + lines[1] + pbr + lines[5],
+        lines[2] + lines[3],
+    ]
+    single = "ip route 192.0.2.1/32 198.51.100.1 tag 1\n"
+    assert split_waves(single) == [single]
