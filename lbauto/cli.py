@@ -120,7 +120,7 @@ def plan(
     from lbauto.state import load_state
 
     inv = load_inventory(_inventory_path(ctx, inventory))
-    observed = load_state(state)
+    observed = load_state(state) if state else _observe_live(inv)
     the_plan = make_plan(
         inv, observed, PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
     )
@@ -399,7 +399,7 @@ def status(
     from lbauto.planner import make_plan
 
     inv = load_inventory(_inventory_path(ctx, inventory))
-    devices = live_devices(inv)
+    devices = live_devices(inv, drain_idle=None)  # count every flow entry, idle ones too
     try:
         observed = devices.observe()
         flows: dict[str, dict[IPAddress, int]] = {}
@@ -436,8 +436,9 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except LbautoError as exc:
+        # Plain writes: one problem per line, never wrapped (scripts grep these lines).
         for line in str(exc).splitlines() or ["error"]:
-            err.print(f"error: {line}", highlight=False, markup=False)
+            sys.stderr.write(f"error: {line}\n")
         sys.exit(1)
     except (click.Abort, KeyboardInterrupt):
         err.print("aborted", markup=False)

@@ -233,23 +233,26 @@ def test_scale_down_cuts_removed_dips_only_after_the_drain_timeout(lab: Lab) -> 
 
 @pytest.mark.slow
 def test_many_kinds_in_one_apply_converge_with_one_commit_per_router_step(lab: Lab) -> None:
+    """create, delete, bypass-enable, bypass-disable and rebalance in one apply."""
     d = dips(lab)
     for addr in ("192.0.2.20", "192.0.2.21"):
         lab.add_vip(addr)
     path = lab.inventory_dir / "vips.yaml"
     original = path.read_text()
-    # api: single -> multi (bypass-disable) ; web: multi -> single (bypass-enable);
-    # v6web: rebalance ; extra: create ; then delete it in a second apply.
-    set_dips(lab, "api", d[:2])
-    set_dips(lab, "web", [d[2]])
-    set_dips(lab, "v6web", [str(x.address6) for x in lab.dips])
-    path.write_text(
-        path.read_text()
-        + "  - name: extra\n    address: 192.0.2.20\n    dips: ["
-        + ", ".join(d)
-        + "]\n"
-    )
+    old = "  - name: old\n    address: 192.0.2.21\n    dips: [" + ", ".join(d[:2]) + "]\n"
     try:
+        path.write_text(original + old)
+        converge(lab)  # "old" exists now, so the next apply can delete it
+        path.write_text(original)
+        set_dips(lab, "api", d[:2])  # single -> multi: bypass-disable
+        set_dips(lab, "web", [d[2]])  # multi -> single: bypass-enable
+        set_dips(lab, "v6web", [str(x.address6) for x in lab.dips])  # rebalance
+        path.write_text(
+            path.read_text()
+            + "  - name: extra\n    address: 192.0.2.20\n    dips: ["
+            + ", ".join(d)
+            + "]\n"
+        )
         inv = inventory(lab)
         devices = live_devices(inv)
         try:
@@ -264,6 +267,7 @@ def test_many_kinds_in_one_apply_converge_with_one_commit_per_router_step(lab: L
             "api": Kind.BYPASS_DISABLE,
             "v6web": Kind.REBALANCE,
             "extra": Kind.CREATE,
+            "old": Kind.DELETE,
         }
         assert out.converged and out.executed is not None
         push_rounds = {
@@ -273,20 +277,9 @@ def test_many_kinds_in_one_apply_converge_with_one_commit_per_router_step(lab: L
             if s.action.value == "router.push"
         }
         assert out.executed.router_commits == {"r1": len(push_rounds)}
-        path.write_text(original)
-        set_dips(lab, "web", d)
-        inv = inventory(lab)
-        devices = live_devices(inv)
-        try:
-            out = run_apply(
-                inv, devices, options=PlanOptions(30, 2), dry_run=False, confirm=lambda _: True
-            )
-        finally:
-            devices.close()
-        assert {t.vip: t.kind for t in out.plan.transitions}["extra"] is Kind.DELETE
-        assert out.converged
     finally:
         path.write_text(original)
+        converge(lab)
         for addr in ("192.0.2.20", "192.0.2.21"):
             lab.remove_vip(addr)
 
@@ -487,3 +480,28 @@ def test_creating_many_single_vips_at_once_installs_every_bypass(lab: Lab) -> No
         converge(lab)
         for addr in new:
             lab.remove_vip(addr)
+
+
+def test_plan_without_state_shows_a_bypass_deleted_by_hand(lab: Lab) -> None:
+    d = dips(lab)
+    scale(lab, [d[0]], drain=1)
+    assert _lbauto(lab, "plan", "--detailed-exitcode").returncode == 0
+    r = lab.routers[0]
+    subprocess.run(
+        [
+            "vtysh",
+            "-N",
+            r.pathspace,
+            "-c",
+            "configure terminal",
+            "-c",
+            f"no ip route 192.0.2.10/32 {d[0]}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    res = _lbauto(lab, "plan", "--detailed-exitcode", "--output", "json")
+    assert res.returncode == 2, res.stderr
+    assert f"ip route 192.0.2.10/32 {d[0]} tag 4242" in res.stdout
+    assert _lbauto(lab, "apply", "--yes").returncode == 0
+    assert _lbauto(lab, "plan", "--detailed-exitcode").returncode == 0
