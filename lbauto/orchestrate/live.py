@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -15,15 +18,76 @@ from lbauto.model import (
     IPAddress,
     Mode,
     ObservedState,
+    Router,
     Transit,
 )
 from lbauto.orchestrate.apply import Devices
 from lbauto.plan import Plan
+from lbauto.push.drivers import open_driver
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
 
 #: Default seconds of silence after which a connection on a draining DIP counts as ended.
 DRAIN_IDLE = 5.0
+
+
+class _Borrowed:
+    """A pooled driver handed to one user: ``close`` keeps the session for the next user, and
+    a driver that raised is dropped from the pool (its session state is unknown)."""
+
+    def __init__(self, pool: SessionPool, name: str, driver: Any) -> None:
+        self._pool, self._name, self._driver = pool, name, driver
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._driver, attr)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except BaseException:
+                self._pool.drop(self._name, self._driver)
+                raise
+
+        return call
+
+    def close(self) -> None:
+        """Return the session to the pool; it is closed when the run ends."""
+
+
+class SessionPool:
+    """One open NAPALM session per router for the length of one run (observe, device diffs,
+    pushes, verifications): each new SSH session costs the router a login (about 0.15 to
+    0.3 s), which dominated a single-VIP transition."""
+
+    def __init__(self, opener: Callable[[Router], Any] = open_driver) -> None:
+        self._opener = opener
+        self._drivers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, router: Router) -> Any:
+        with self._lock:
+            driver = self._drivers.get(router.name)
+        if driver is None:
+            driver = self._opener(router)
+            with self._lock:
+                self._drivers[router.name] = driver
+        return _Borrowed(self, router.name, driver)
+
+    def drop(self, name: str, driver: Any) -> None:
+        with self._lock:
+            if self._drivers.get(name) is driver:
+                del self._drivers[name]
+        with contextlib.suppress(Exception):
+            driver.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            drivers, self._drivers = list(self._drivers.values()), {}
+        for driver in drivers:
+            with contextlib.suppress(Exception):
+                driver.close()
 
 
 class AgentAdapter:
@@ -87,11 +151,12 @@ def live_devices(
     """Real agents and routers. ``drain_idle``: a drain wait counts a connection as ended once
     it has carried no packet for that many seconds (None: only when its flow entry expires)."""
     clients: list[AgentClient] = [HttpAgentClient.for_agent(a) for a in inv.agents]
-    fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir)
+    pool = SessionPool()
+    fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir, opener=pool)
 
     def observe() -> ObservedState:
         agents = observe_agents(clients)
-        routers = observe_routers(inv)
+        routers = observe_routers(inv, opener=pool)
         fleet.observed = {name: r.objects for name, r in routers.items()}
         return ObservedState(agents=agents, routers=routers)
 
@@ -104,12 +169,13 @@ def live_devices(
             for rp in plan.routers
             if rp.add or rp.remove
         ]
-        result = push(fleet.jobs(changes), dry_run=True)
+        result = push(fleet.jobs(changes), dry_run=True, opener=pool)
         return {r.router: r.diff for r in result.results}
 
     def close() -> None:
         for c in clients:
             c.close()
+        pool.close_all()
 
     return Devices(
         agents=[AgentAdapter(c, drain_idle) for c in clients],

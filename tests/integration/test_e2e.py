@@ -309,7 +309,12 @@ def test_router_failure_mid_transition_undoes_the_agent_side(lab: Lab) -> None:
     real_push = routers.push
 
     def push_after_sshd_dies(changes):  # type: ignore[no-untyped-def]
-        os.kill(sshd_pid, signal.SIGTERM)
+        # The SSH server and every session it serves (lbauto keeps one per router per run).
+        pids = lab.run(lab.routers[0].netns, "ip", "netns", "pids", lab.routers[0].netns).stdout
+        for pid in {int(p) for p in pids.split()} | {sshd_pid}:
+            comm = Path(f"/proc/{pid}/comm")
+            if comm.exists() and comm.read_text().strip() == "sshd":
+                os.kill(pid, signal.SIGTERM)
         time.sleep(0.3)
         return real_push(changes)
 
