@@ -10,7 +10,11 @@ PBR), then times, each size in a fresh subprocess so peak memory is its own:
 - render: the full intended config of every router plus the plan's change lines.
 
 Usage: ``python bench/bench_core.py [--vips 1000,10000,100000] [--routers 100]``.
-Target (issue 2): 10,000 VIPs x 100 routers in under 2 s, cost growing linearly.
+Target (issue 2): 10,000 VIPs x 100 routers in under 2 s, cost growing linearly. "plan
+path" is validate + plan + the plan's change lines (what ``lbauto plan`` does); "render path"
+is validate + intent + every router's full config (what ``lbauto render`` does). The
+"`lbauto plan` path" is validate + plan + the plan's change lines (what `lbauto plan` does);
+the "`lbauto render` path" is validate + intent + every router's full config.
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ def main() -> None:
         "plan s",
         "render s",
         "changes s",
+        "plan path s",
+        "render path s",
         "total s",
         "s per 1k VIPs",
         "lines",
@@ -155,6 +161,8 @@ def main() -> None:
                     f"{r['plan_s']:.3f}",
                     f"{r['render_full_s']:.3f}",
                     f"{r['render_changes_s']:.3f}",
+                    f"{r['validate_s'] + r['plan_s'] + r['render_changes_s']:.3f}",
+                    f"{r['validate_s'] + r['render_full_s']:.3f}",
                     f"{r['total_s']:.3f}",
                     f"{r['total_s'] / r['vips'] * 1000:.3f}",
                     f"{r['config_lines']}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from lbauto.model import (
     Drain,
@@ -60,9 +60,12 @@ class VipState:
         }
 
 
-@dataclass(frozen=True)
-class RouterChange:
-    """lbauto-owned objects to remove from and add to one router (removals apply first)."""
+class RouterChange(NamedTuple):
+    """lbauto-owned objects to remove from and add to one router (removals apply first).
+
+    A NamedTuple rather than a frozen dataclass: a big plan holds one per VIP per router
+    (10,000 VIPs x 100 routers = 1 M), and a tuple is built in half the time.
+    """
 
     router: str
     remove: tuple[OwnedObject, ...] = ()
