@@ -13,7 +13,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -60,6 +59,40 @@ OutputOpt = Annotated[
 ]
 
 
+TransitOpt = Annotated[
+    float,
+    typer.Option(
+        "--transit",
+        min=0,
+        help="Seconds the agent pins connections without state to the old single DIP after a "
+        "bypass is removed (they are recorded in the flow table on their first packet).",
+    ),
+]
+DrainOpt = Annotated[
+    float,
+    typer.Option(
+        "--drain-timeout",
+        min=0,
+        help="Seconds to wait at most for DIPs being removed to lose their connections before "
+        "the routers send their VIP elsewhere.",
+    ),
+]
+DrainIdleOpt = Annotated[
+    float,
+    typer.Option(
+        "--drain-idle",
+        min=1,
+        help="A connection on a draining DIP counts as ended once it has carried no packet for "
+        "this many seconds (the agent has no connection tracking to see a FIN); the drain "
+        "timeout still bounds the wait.",
+    ),
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show the plan and device diffs; change nothing.")
+]
+
+
 @app.callback()
 def _root(ctx: typer.Context, inventory: InventoryOpt = None) -> None:
     ctx.obj = {"inventory": inventory}
@@ -102,12 +135,8 @@ def plan(
             "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when changes pend."
         ),
     ] = False,
-    transit: Annotated[
-        float, typer.Option(help="Seconds of transit pin after a bypass is removed.")
-    ] = 60.0,
-    drain_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait at most for removed DIPs to drain.")
-    ] = 30.0,
+    transit: TransitOpt = 60.0,
+    drain_timeout: DrainOpt = 30.0,
 ) -> None:
     """Show the transitions and router changes that would move observed state to the inventory.
 
@@ -178,37 +207,6 @@ def _observe_live(inv: Inventory) -> ObservedState:
         return devices.observe()
     finally:
         devices.close()
-
-
-TransitOpt = Annotated[
-    float,
-    typer.Option(
-        "--transit",
-        help="Seconds the agent pins connections without state to the old single DIP after a "
-        "bypass is removed (they are recorded in the flow table on their first packet).",
-    ),
-]
-DrainOpt = Annotated[
-    float,
-    typer.Option(
-        "--drain-timeout",
-        help="Seconds to wait at most for DIPs being removed to lose their connections before "
-        "the routers send their VIP elsewhere.",
-    ),
-]
-DrainIdleOpt = Annotated[
-    float,
-    typer.Option(
-        "--drain-idle",
-        help="A connection on a draining DIP counts as ended once it has carried no packet for "
-        "this many seconds (the agent has no connection tracking to see a FIN); the drain "
-        "timeout still bounds the wait.",
-    ),
-]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Show the plan and device diffs; change nothing.")
-]
 
 
 def _confirmer(inv: Inventory, yes: bool, output: Output) -> Callable[[ApplyOutcome], bool]:
@@ -429,21 +427,16 @@ def _register_subcommands() -> None:
 
 
 def main() -> None:
+    """Entry point. Typer handles usage errors, --help and exit codes (standalone mode);
+    lbauto's own errors become one ``error:`` line per problem and exit 1."""
     _register_subcommands()
     try:
-        rc = app(standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        app()
     except LbautoError as exc:
         # Plain writes: one problem per line, never wrapped (scripts grep these lines).
         for line in str(exc).splitlines() or ["error"]:
             sys.stderr.write(f"error: {line}\n")
         sys.exit(1)
-    except (click.Abort, KeyboardInterrupt):
-        err.print("aborted", markup=False)
-        sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 @app.command()
