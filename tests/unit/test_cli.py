@@ -135,3 +135,14 @@ def test_help_explains_every_command() -> None:
         "demo",
     ):
         assert cmd in res.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("plan", "--transit", "-1"), ("scale", "vip"), ("plan", "--no-such-option")],
+    ids=["negative-transit", "missing-name", "unknown-option"],
+)
+def test_usage_errors_exit_2_with_usage_and_no_traceback(args: tuple[str, ...]) -> None:
+    res = lbauto(*args)
+    assert res.returncode == 2
+    assert "Usage:" in res.stderr and "Traceback" not in res.stderr
