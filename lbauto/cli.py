@@ -6,6 +6,7 @@ anything else keeps its traceback (it is a bug).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -304,22 +305,35 @@ def apply(
     """
     from lbauto.inventory import load_inventory
     from lbauto.orchestrate.apply import run_apply
+
+    inv = load_inventory(_inventory_path(ctx, inventory))
+    run = functools.partial(run_apply, inv)
+    _live_run(inv, run, dry_run, yes, drain_timeout, drain_idle, transit, output)
+
+
+def _live_run(
+    inv: Inventory,
+    run: Callable[..., ApplyOutcome],
+    dry_run: bool,
+    yes: bool,
+    drain_timeout: float,
+    drain_idle: float,
+    transit: float,
+    output: Output,
+) -> None:
+    """Run ``run(devices, ...)`` against the live agents and routers, then report."""
     from lbauto.orchestrate.live import live_devices
     from lbauto.plan import PlanOptions
 
-    inv = load_inventory(_inventory_path(ctx, inventory))
     devices = live_devices(
         inv, console=out if output is Output.table else None, drain_idle=drain_idle
     )
-    options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
-    confirm = _confirmer(inv, yes, output)
     try:
-        outcome = run_apply(
-            inv,
+        outcome = run(
             devices,
-            options=options,
+            options=PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout),
             dry_run=dry_run,
-            confirm=confirm,
+            confirm=_confirmer(inv, yes, output),
             on_event=_progress_hook(output),
         )
     finally:
@@ -354,8 +368,6 @@ def scale_vip(
     transition succeeded; --dry-run changes neither the file nor any device."""
     from lbauto.inventory import load_inventory
     from lbauto.orchestrate.apply import ScaleRequest, run_scale
-    from lbauto.orchestrate.live import live_devices
-    from lbauto.plan import PlanOptions
 
     inv = load_inventory(_inventory_path(ctx, inventory))
     req = ScaleRequest(
@@ -364,25 +376,8 @@ def scale_vip(
         add=add_dip,
         remove=remove_dip,
     )
-    devices = live_devices(
-        inv, console=out if output is Output.table else None, drain_idle=drain_idle
-    )
-    confirm = _confirmer(inv, yes, output)
-    try:
-        outcome = run_scale(
-            inv,
-            req,
-            devices,
-            options=PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout),
-            dry_run=dry_run,
-            confirm=confirm,
-            on_event=_progress_hook(output),
-        )
-    finally:
-        devices.close()
-    if dry_run:
-        _show_outcome_plan(outcome, inv, output)
-    _finish_apply(outcome, inv, output, dry_run)
+    run = functools.partial(run_scale, inv, req)
+    _live_run(inv, run, dry_run, yes, drain_timeout, drain_idle, transit, output)
 
 
 @app.command()
