@@ -217,7 +217,7 @@ def _confirmer(inv: Inventory, yes: bool, output: Output) -> Callable[[ApplyOutc
         _show_outcome_plan(outcome, inv, output)
         if yes:
             return True
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             raise LbautoError(
                 "refusing to change devices without confirmation: stdin is not a terminal; "
                 "pass --yes"
