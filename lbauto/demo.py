@@ -58,7 +58,7 @@ class DemoResult:
         return c.broken == 0 and c.new_failed == 0 and c.long_lived_failed == 0
 
 
-def _agent_counters(agent: Agent, vip: IPAddress) -> tuple[int, int]:
+def agent_counters(agent: Agent, vip: IPAddress) -> tuple[int, int]:
     """(packets, flow entries) of ``vip`` from the agent's Prometheus metrics."""
     token = agent_token(agent)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -123,9 +123,9 @@ class Demo:
         return time.monotonic() - start
 
     def _observe_phase(self, phase: Phase, vip: IPAddress, agent: Agent) -> None:
-        p0, _ = _agent_counters(agent, vip)
+        p0, _ = agent_counters(agent, vip)
         time.sleep(2.0)
-        p1, flows = _agent_counters(agent, vip)
+        p1, flows = agent_counters(agent, vip)
         phase.packets_delta = p1 - p0
         phase.flow_entries = flows
         inv = self._inventory(self.lab)

@@ -102,9 +102,9 @@ def scale(lab: Lab, new: list[str], transit: float = 30, drain: float = 8) -> fl
 
 def agent_snapshot(lab: Lab) -> tuple[int, int]:
     """(packets counted for web, flow entries of web) read from the agent's kernel state."""
-    from lbauto.demo import _agent_counters
+    from lbauto.demo import agent_counters
 
-    return _agent_counters(inventory(lab).agents[0], WEB)
+    return agent_counters(inventory(lab).agents[0], WEB)
 
 
 def assert_single_in_kernel(lab: Lab) -> None:
