@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lbauto.agentclient import HttpAgentClient
+from lbauto.agent.client import HttpAgentClient
 from lbauto.model import Mode
 from tests.integration.agent_net import addr, network
 

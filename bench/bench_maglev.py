@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from lbauto.maglev import maglev_table, table_size
+from lbauto.agent.maglev import maglev_table, table_size
 
 
 def main() -> None:

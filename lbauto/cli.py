@@ -447,7 +447,7 @@ def demo(
     the agent's counters stop); scaled back to 3 (through the agent again) - with long-lived
     TCP connections running all along, and a count of every one that broke.
     """
-    from lbauto.demo import run_demo
+    from lbauto.lab.demo import run_demo
 
     result = run_demo(out, name=name, keep=keep)
     if not result.ok:

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lbauto.agent.state import VipRecord
+from lbauto.agent.store import VipRecord
 from lbauto.errors import AgentError
-from lbauto.maglev import maglev_table, table_size
+from lbauto.agent.maglev import maglev_table, table_size
 from lbauto.model import IPAddress, Mode, addr_key
 
 #: Fixed jhash seed: without one the kernel picks a random seed per rule, so every chain rewrite

@@ -12,7 +12,7 @@ from lbauto.agent.api import create_app
 from lbauto.agent.config import AgentConfig, ConfigError, read_token
 from lbauto.agent.dataplane import TableSpec, make_dataplane
 from lbauto.agent.service import AgentService
-from lbauto.agent.state import StateStore
+from lbauto.agent.store import StateStore
 
 log = logging.getLogger("lbauto.agent")
 

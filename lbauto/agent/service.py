@@ -36,7 +36,7 @@ from lbauto.agent.models import (
     VipIn,
     VipOut,
 )
-from lbauto.agent.state import DrainRecord, StateStore, TransitRecord, VipRecord
+from lbauto.agent.store import DrainRecord, StateStore, TransitRecord, VipRecord
 from lbauto.errors import LbautoError
 from lbauto.model import IPAddress, Mode, addr_key
 

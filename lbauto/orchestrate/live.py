@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lbauto.agentclient import AgentClient, HttpAgentClient
+from lbauto.agent.client import AgentClient, HttpAgentClient
 from lbauto.errors import AgentError, StateError
 from lbauto.model import (
     AgentVip,

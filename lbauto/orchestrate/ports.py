@@ -1,6 +1,6 @@
 """The executor's seams: what it needs from an agent and from the routers.
 
-Production adapters wrap :mod:`lbauto.agentclient` and :mod:`lbauto.push`; unit tests use plain
+Production adapters wrap :mod:`lbauto.agent.client` and :mod:`lbauto.push`; unit tests use plain
 hand-written fakes (``tests/unit/fakes.py``).
 """
 

@@ -30,7 +30,7 @@ from typing import TypeVar
 
 import httpx
 
-from lbauto.agentclient import HttpAgentClient
+from lbauto.agent.client import HttpAgentClient
 from lbauto.model import IPAddress
 
 T = TypeVar("T")

@@ -102,7 +102,7 @@ def scale(lab: Lab, new: list[str], transit: float = 30, drain: float = 8) -> fl
 
 def agent_snapshot(lab: Lab) -> tuple[int, int]:
     """(packets counted for web, flow entries of web) read from the agent's kernel state."""
-    from lbauto.demo import agent_counters
+    from lbauto.lab.demo import agent_counters
 
     return agent_counters(inventory(lab).agents[0], WEB)
 

@@ -17,7 +17,7 @@ from lbauto.agent.api import create_app
 from lbauto.agent.config import ConfigError, load_config, read_token
 from lbauto.agent.dataplane import FlowEntry, RecordingDataplane, TableSpec, VipCounters, suffix
 from lbauto.agent.service import AgentService
-from lbauto.agent.state import StateStore
+from lbauto.agent.store import StateStore
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -19,7 +19,7 @@ from lbauto.agent.dataplane import (
     render_vip,
     suffix,
 )
-from lbauto.agent.state import DrainRecord, TransitRecord, VipRecord
+from lbauto.agent.store import DrainRecord, TransitRecord, VipRecord
 from lbauto.model import Mode
 
 SPEC = TableSpec(table="lbauto", interface="veth0", flow_timeout=120)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from lbauto.maglev import is_prime, maglev_table, next_prime, table_size
+from lbauto.agent.maglev import is_prime, maglev_table, next_prime, table_size
 
 
 def dips(n: int) -> list[str]:
@@ -57,7 +57,7 @@ def test_balance_within_one_percent(n: int) -> None:
 def test_deterministic_across_processes() -> None:
     # A different interpreter has a different hash() seed: the table must not change.
     code = (
-        "from lbauto.maglev import maglev_table;"
+        "from lbauto.agent.maglev import maglev_table;"
         "print(sum(i * v for i, v in enumerate(maglev_table(['a', 'b', 'c'], 401))))"
     )
     out = subprocess.run(

@@ -17,8 +17,8 @@ import uvicorn
 from lbauto.agent.api import create_app
 from lbauto.agent.dataplane import RecordingDataplane, TableSpec
 from lbauto.agent.service import AgentService
-from lbauto.agent.state import StateStore
-from lbauto.agentclient import HttpAgentClient
+from lbauto.agent.store import StateStore
+from lbauto.agent.client import HttpAgentClient
 from lbauto.errors import AgentError, ConflictError
 from lbauto.model import Agent, Drain, Mode, Transit
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lbauto.agentclient import agent_token
+from lbauto.agent.client import agent_token
 from lbauto.errors import LbautoError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, start_traffic
