@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lbauto.agent.dataplane import suffix
 from lbauto.agent.client import HttpAgentClient
-from lbauto.model import Mode
+from lbauto.core.model import Mode
 from tests.integration.agent_net import Net, addr, network, sh
 
 VIP = "192.0.2.10"

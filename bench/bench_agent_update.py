@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lbauto.agent.client import HttpAgentClient
-from lbauto.model import Mode
+from lbauto.core.model import Mode
 from tests.integration.agent_net import addr, network
 
 VIPS = 1000

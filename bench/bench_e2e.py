@@ -32,11 +32,11 @@ from pathlib import Path
 
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, down
-from lbauto.model import ObservedState
+from lbauto.core.model import ObservedState
 from lbauto.orchestrate.apply import ApplyOutcome, Devices, ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
-from lbauto.plan import Plan, PlanOptions
+from lbauto.core.plan import Plan, PlanOptions
 
 LAB = "lbbe"
 OPTIONS = PlanOptions(transit_seconds=30, drain_timeout=0)

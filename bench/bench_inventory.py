@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from lbauto.inventory import load_inventory
-from lbauto.inventory.addresses import parse_address
+from lbauto.core.addresses import parse_address
 
 PLATFORMS = ["frr", "eos", "ios", "nxos", "junos"]
 

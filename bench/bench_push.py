@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, down
-from lbauto.model import Router, StaticRoute
+from lbauto.core.model import Router, StaticRoute
 from lbauto.push.pipeline import RouterPush, push
 from lbauto.push.verify import Expectation
 

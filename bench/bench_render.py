@@ -19,7 +19,7 @@ import ipaddress
 import random
 import time
 
-from lbauto.model import (
+from lbauto.core.model import (
     Method,
     OwnedObject,
     PbrBinding,

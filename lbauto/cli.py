@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lbauto.errors import InventoryError, LbautoError
-from lbauto.model import Inventory, IPAddress, ObservedState
+from lbauto.core.model import Inventory, IPAddress, ObservedState
 from lbauto.orchestrate.apply import ApplyOutcome
 from lbauto.orchestrate.executor import EventHook
 
@@ -145,9 +145,9 @@ def plan(
     """
     from lbauto.inventory import load_inventory
     from lbauto.output import plan_to_json, print_plan
-    from lbauto.plan import PlanOptions
-    from lbauto.planner import make_plan
-    from lbauto.state import load_state
+    from lbauto.core.plan import PlanOptions
+    from lbauto.core.planner import make_plan
+    from lbauto.inventory.statefile import load_state
 
     inv = load_inventory(_inventory_path(ctx, inventory))
     observed = load_state(state) if state else _observe_live(inv)
@@ -175,11 +175,11 @@ def render(
     ] = None,
 ) -> None:
     """Print the full intended lbauto-owned config of each router."""
-    from lbauto.intent import desired_objects
+    from lbauto.core.intent import desired_objects
     from lbauto.inventory import load_inventory
     from lbauto.platforms import PLATFORMS
     from lbauto.render import render_config
-    from lbauto.state import load_state
+    from lbauto.inventory.statefile import load_state
 
     inv = load_inventory(_inventory_path(ctx, inventory))
     observed = load_state(state)
@@ -323,7 +323,7 @@ def _live_run(
 ) -> None:
     """Run ``run(devices, ...)`` against the live agents and routers, then report."""
     from lbauto.orchestrate.live import live_devices
-    from lbauto.plan import PlanOptions
+    from lbauto.core.plan import PlanOptions
 
     devices = live_devices(
         inv, console=out if output is Output.table else None, drain_idle=drain_idle
@@ -389,7 +389,7 @@ def status(
     from lbauto.inventory import load_inventory
     from lbauto.orchestrate.live import live_devices
     from lbauto.orchestrate.status import print_status, status_doc
-    from lbauto.planner import make_plan
+    from lbauto.core.planner import make_plan
 
     inv = load_inventory(_inventory_path(ctx, inventory))
     devices = live_devices(inv, drain_idle=None)  # count every flow entry, idle ones too

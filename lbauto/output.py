@@ -1,6 +1,6 @@
 """Presenting plans: a JSON document for machines, rich tables for people.
 
-Nothing here decides anything; it only turns a :class:`~lbauto.plan.Plan` into text.
+Nothing here decides anything; it only turns a :class:`~lbauto.core.plan.Plan` into text.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lbauto.model import Inventory, ObservedState
-from lbauto.plan import Kind, Plan, RouterPlan
+from lbauto.core.model import Inventory, ObservedState
+from lbauto.core.plan import Kind, Plan, RouterPlan
 from lbauto.render import render_changes
 
 JSON_SCHEMA_VERSION = 1

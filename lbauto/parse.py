@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from lbauto.errors import StateError
-from lbauto.model import (
+from lbauto.core.model import (
     POLICY_PREFIX,
     IPAddress,
     IPNetwork,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from lbauto.model import Platform
+from lbauto.core.model import Platform
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, TypeAlias
 import jinja2
 
 from lbauto.errors import RenderError
-from lbauto.model import (
+from lbauto.core.model import (
     POLICY_PREFIX,
     OwnedObject,
     PbrBinding,
@@ -342,7 +342,7 @@ def _render(router: Router, context: dict[str, Any], template_dir: Path | None) 
 
 
 #: Renders keyed by the identity of their inputs. Routers of one profile share their object
-#: sets (the planner and :func:`lbauto.intent.desired_objects` hand out one set per group of
+#: sets (the planner and :func:`lbauto.core.intent.desired_objects` hand out one set per group of
 #: equal routers), so 100 routers of 5 platforms render 5 or 6 times, not 100. Each entry keeps
 #: its inputs alive, so an ``id`` can never be reused while its entry exists.
 _MEMO: OrderedDict[tuple[object, ...], tuple[tuple[object, ...], Any]] = OrderedDict()

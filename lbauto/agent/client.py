@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import httpx
 
 from lbauto.errors import AgentError, ConflictError
-from lbauto.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
+from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
 
 
 @dataclass(frozen=True)

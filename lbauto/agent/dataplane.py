@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from lbauto.agent.store import VipRecord
 from lbauto.errors import AgentError
 from lbauto.agent.maglev import maglev_table, table_size
-from lbauto.model import IPAddress, Mode, addr_key
+from lbauto.core.model import IPAddress, Mode, addr_key
 
 #: Fixed jhash seed: without one the kernel picks a random seed per rule, so every chain rewrite
 #: would reshuffle the buckets and two agents of a pool would disagree.

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from lbauto.agent.dataplane import VipCounters
 from lbauto.agent.service import AgentService
 from lbauto.errors import LbautoError
-from lbauto.model import Mode, addr_key
+from lbauto.core.model import Mode, addr_key
 
 log = logging.getLogger("lbauto.agent")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lbauto.model import IPAddress, Mode
+from lbauto.core.model import IPAddress, Mode
 
 
 def _parse_address(v: Any) -> Any:

@@ -38,7 +38,7 @@ from lbauto.agent.models import (
 )
 from lbauto.agent.store import DrainRecord, StateStore, TransitRecord, VipRecord
 from lbauto.errors import LbautoError
-from lbauto.model import IPAddress, Mode, addr_key
+from lbauto.core.model import IPAddress, Mode, addr_key
 
 log = logging.getLogger("lbauto.agent")
 RECONCILE_CHUNK = 200

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lbauto.errors import StateError
-from lbauto.model import IPAddress, Mode, addr_key
+from lbauto.core.model import IPAddress, Mode, addr_key
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Load and validate an inventory directory into a :class:`lbauto.model.Inventory`.
+"""Load and validate an inventory directory into a :class:`lbauto.core.model.Inventory`.
 
 An inventory directory holds::
 
@@ -31,7 +31,7 @@ from lbauto.inventory.fields import (
 )
 from lbauto.inventory.routers import RouterFiles, load_routers
 from lbauto.inventory.vips import load_vips
-from lbauto.model import Inventory
+from lbauto.core.model import Inventory
 
 __all__ = ["INTERFACE_RE", "NAME_RE", "InventoryError", "load_inventory"]
 

@@ -21,7 +21,7 @@ from lbauto.inventory.fields import (
     type_name,
 )
 from lbauto.inventory.vips import VipSource
-from lbauto.model import Agent
+from lbauto.core.model import Agent
 
 AGENT_KEYS = ("name", "api", "address", "address6", "token_env", "token_file", "ca_file")
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from lbauto.inventory._values import YMap, YSeq
 from lbauto.inventory._yaml import YamlFile
-from lbauto.inventory.addresses import parse_address
-from lbauto.model import IPAddress
+from lbauto.core.addresses import parse_address
+from lbauto.core.model import IPAddress
 
 #: VIP, router, agent and group names.
 NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,63}")

@@ -36,7 +36,7 @@ from lbauto.inventory.fields import (
     type_name,
 )
 from lbauto.inventory.vips import VipSource
-from lbauto.model import (
+from lbauto.core.model import (
     DEFAULT_BYPASS_DISTANCE,
     DEFAULT_LB_DISTANCE,
     DEFAULT_TAG,

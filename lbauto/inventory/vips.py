@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lbauto.inventory._values import YMap, YSeq
 from lbauto.inventory._yaml import YamlFile
-from lbauto.inventory.addresses import parse_address
+from lbauto.core.addresses import parse_address
 from lbauto.inventory.fields import (
     NAME_RE,
     NAME_RULE,
@@ -20,7 +20,7 @@ from lbauto.inventory.fields import (
     get_pattern,
     type_name,
 )
-from lbauto.model import BypassPolicy, IPAddress, Method, Vip
+from lbauto.core.model import BypassPolicy, IPAddress, Method, Vip
 
 VIP_KEYS = ("name", "address", "dips", "bypass", "method")
 _ADDRESS_TYPES = frozenset((ipaddress.IPv4Address, ipaddress.IPv6Address))

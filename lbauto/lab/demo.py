@@ -26,12 +26,12 @@ from lbauto.errors import LbautoError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, start_traffic
 from lbauto.lab.traffic import TrafficReport, run_traffic
-from lbauto.model import Agent, Inventory, IPAddress
+from lbauto.core.model import Agent, Inventory, IPAddress
 from lbauto.orchestrate.apply import ApplyOutcome, ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.status import bypass_on
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
-from lbauto.plan import PlanOptions
+from lbauto.core.plan import PlanOptions
 
 VIP_NAME = "web"
 

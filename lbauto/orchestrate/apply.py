@@ -14,14 +14,14 @@ from pathlib import Path
 
 from lbauto.errors import InventoryError, LbautoError
 from lbauto.inventory import load_inventory
-from lbauto.model import Inventory, IPAddress, ObservedState
+from lbauto.core.model import Inventory, IPAddress, ObservedState
 from lbauto.orchestrate.executor import EventHook, ExecResult, Executor
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.lock import apply_lock
 from lbauto.orchestrate.ports import AgentPort, RouterPort
 from lbauto.orchestrate.vipsfile import new_dips, rewrite_dips, write_atomic
-from lbauto.plan import Kind, Plan, PlanOptions
-from lbauto.planner import make_plan
+from lbauto.core.plan import Kind, Plan, PlanOptions
+from lbauto.core.planner import make_plan
 
 
 class AbortedError(LbautoError):

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lbauto.errors import LbautoError, PushError, TransitionError
-from lbauto.model import AgentVip, Drain, IPAddress, ObservedState, OwnedObject
+from lbauto.core.model import AgentVip, Drain, IPAddress, ObservedState, OwnedObject
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.ports import AgentPort, RouterPort
-from lbauto.plan import Action, Plan, RouterChange, Step, Transition
+from lbauto.core.plan import Action, Plan, RouterChange, Step, Transition
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
 DRAIN_POLL = 0.25

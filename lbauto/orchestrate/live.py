@@ -11,7 +11,7 @@ from rich.console import Console
 
 from lbauto.agent.client import AgentClient, HttpAgentClient
 from lbauto.errors import AgentError, StateError
-from lbauto.model import (
+from lbauto.core.model import (
     AgentVip,
     Drain,
     Inventory,
@@ -22,7 +22,7 @@ from lbauto.model import (
     Transit,
 )
 from lbauto.orchestrate.apply import Devices
-from lbauto.plan import Plan
+from lbauto.core.plan import Plan
 from lbauto.push.drivers import open_driver
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
@@ -161,7 +161,7 @@ def live_devices(
         return ObservedState(agents=agents, routers=routers)
 
     def diffs(plan: Plan, observed: ObservedState) -> Mapping[str, str]:
-        from lbauto.plan import RouterChange
+        from lbauto.core.plan import RouterChange
 
         fleet.observed = {n: observed.router_objects(n) for n in observed.routers}
         changes = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from lbauto.model import AgentVip, Drain, IPAddress, Mode, Transit
-from lbauto.plan import RouterChange
+from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, Transit
+from lbauto.core.plan import RouterChange
 
 
 class AgentPort(Protocol):

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lbauto.model import (
+from lbauto.core.model import (
     Agent,
     AgentVip,
     Inventory,
@@ -20,7 +20,7 @@ from lbauto.model import (
     addr_key,
     host_prefix,
 )
-from lbauto.plan import Kind, Plan
+from lbauto.core.plan import Kind, Plan
 
 
 def bypass_on(

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
 from lbauto.errors import InventoryError
-from lbauto.model import IPAddress
+from lbauto.core.model import IPAddress
 
 
 def _yaml() -> YAML:

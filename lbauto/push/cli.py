@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 
 from lbauto.errors import InventoryError
-from lbauto.intent import desired_objects, owned_host_objects, sorted_objects
-from lbauto.model import Inventory, ObservedRouter
+from lbauto.core.intent import desired_objects, owned_host_objects, sorted_objects
+from lbauto.core.model import Inventory, ObservedRouter
 from lbauto.push.pipeline import (
     DEFAULT_REVERT_IN,
     PushAbortedError,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lbauto.errors import PushError
-from lbauto.model import Router
+from lbauto.core.model import Router
 from lbauto.platforms import PLATFORMS
 
 log = logging.getLogger("lbauto.push")

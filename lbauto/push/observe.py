@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lbauto.errors import LbautoError, StateError
-from lbauto.model import Inventory, ObservedRouter, Router
+from lbauto.core.model import Inventory, ObservedRouter, Router
 from lbauto.parse import parse_owned
 from lbauto.platforms import PLATFORMS
 from lbauto.push.drivers import Opener, describe, mask, open_driver

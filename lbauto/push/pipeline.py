@@ -29,8 +29,8 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from lbauto.errors import LbautoError, PushError
-from lbauto.model import OwnedObject, Router
-from lbauto.plan import RouterChange
+from lbauto.core.model import OwnedObject, Router
+from lbauto.core.plan import RouterChange
 from lbauto.push.drivers import Opener, describe, mask, open_driver, revert_seconds
 from lbauto.push.verify import Expectation, verify
 from lbauto.render import render_changes

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lbauto.model import POLICY_PREFIX, OwnedObject, PbrBinding, PbrRule, Platform, StaticRoute
-from lbauto.plan import RouterChange
+from lbauto.core.model import POLICY_PREFIX, OwnedObject, PbrBinding, PbrRule, Platform, StaticRoute
+from lbauto.core.plan import RouterChange
 from lbauto.platforms import PLATFORMS
 
 

@@ -31,7 +31,7 @@ from typing import TypeVar
 import httpx
 
 from lbauto.agent.client import HttpAgentClient
-from lbauto.model import IPAddress
+from lbauto.core.model import IPAddress
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000

@@ -8,7 +8,7 @@ import pytest
 
 from lbauto.agent.dataplane import LibNftDataplane
 from lbauto.errors import AgentError
-from lbauto.model import Mode
+from lbauto.core.model import Mode
 from tests.integration.agent_net import Net, addr, in_netns, network
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lbauto.model import Drain, Mode, Transit
+from lbauto.core.model import Drain, Mode, Transit
 from tests.integration.agent_net import Net, addr, network
 
 pytestmark = pytest.mark.integration

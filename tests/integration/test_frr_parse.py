@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.model import (
+from lbauto.core.model import (
     Method,
     OwnedObject,
     PbrBinding,

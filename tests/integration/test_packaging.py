@@ -34,7 +34,7 @@ def test_wheel_ships_templates_and_renders(tmp_path: Path) -> None:
         "import importlib.abc; sys.meta_path[:] = [f for f in sys.meta_path"
         " if 'editable' not in type(f).__module__.lower()];"
         "import lbauto, lbauto.render as r;"
-        "from lbauto.model import Router, Platform, StaticRoute;"
+        "from lbauto.core.model import Router, Platform, StaticRoute;"
         "assert lbauto.__file__.startswith(sys.argv[1]), lbauto.__file__;"
         "rt = Router('r1', 'h', Platform.FRR);"
         "o = StaticRoute(ipaddress.ip_network('192.0.2.10/32'),"

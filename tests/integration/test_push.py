@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from lbauto.errors import PushError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab
-from lbauto.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
-from lbauto.plan import RouterChange
+from lbauto.core.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
+from lbauto.core.plan import RouterChange
 from lbauto.push.cli import push_command, reconcile_jobs
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import PushAbortedError, RouterFleet, RouterPush, Status, push

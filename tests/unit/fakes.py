@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from lbauto.errors import AgentError, ConflictError, PushError
-from lbauto.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
-from lbauto.plan import RouterChange
+from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
+from lbauto.core.plan import RouterChange
 
 
 @dataclass

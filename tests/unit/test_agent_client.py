@@ -20,7 +20,7 @@ from lbauto.agent.service import AgentService
 from lbauto.agent.store import StateStore
 from lbauto.agent.client import HttpAgentClient
 from lbauto.errors import AgentError, ConflictError
-from lbauto.model import Agent, Drain, Mode, Transit
+from lbauto.core.model import Agent, Drain, Mode, Transit
 
 TOKEN = "client-test-token"
 VIP = ipaddress.ip_address("192.0.2.10")

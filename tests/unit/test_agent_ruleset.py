@@ -20,7 +20,7 @@ from lbauto.agent.dataplane import (
     suffix,
 )
 from lbauto.agent.store import DrainRecord, TransitRecord, VipRecord
-from lbauto.model import Mode
+from lbauto.core.model import Mode
 
 SPEC = TableSpec(table="lbauto", interface="veth0", flow_timeout=120)
 V4 = ipaddress.ip_address("192.0.2.10")

@@ -9,7 +9,7 @@ import pytest
 
 from lbauto.errors import InventoryError, TransitionError
 from lbauto.inventory import load_inventory
-from lbauto.model import Inventory, ObservedRouter, ObservedState
+from lbauto.core.model import Inventory, ObservedRouter, ObservedState
 from lbauto.orchestrate.apply import (
     AbortedError,
     ApplyOutcome,
@@ -19,9 +19,9 @@ from lbauto.orchestrate.apply import (
     run_scale,
 )
 from lbauto.orchestrate.lock import LockedError, apply_lock
-from lbauto.plan import Kind, PlanOptions
-from lbauto.planner import make_plan
-from lbauto.state import load_state
+from lbauto.core.plan import Kind, PlanOptions
+from lbauto.core.planner import make_plan
+from lbauto.inventory.statefile import load_state
 from tests.unit.fakes import FakeAgent, FakeRouters
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"

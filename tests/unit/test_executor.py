@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from lbauto.errors import TransitionError
-from lbauto.model import AgentVip, Drain, Mode, ObservedState, StaticRoute, Transit
+from lbauto.core.model import AgentVip, Drain, Mode, ObservedState, StaticRoute, Transit
 from lbauto.orchestrate.executor import Executor
 from lbauto.orchestrate.journal import Journal, read_journal
-from lbauto.plan import Action, Kind, Plan, RouterChange, Step, Transition, VipState
+from lbauto.core.plan import Action, Kind, Plan, RouterChange, Step, Transition, VipState
 from tests.unit.fakes import FakeAgent, FakeRouters
 
 ip = ipaddress.ip_address

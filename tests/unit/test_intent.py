@@ -1,4 +1,4 @@
-"""lbauto.intent: what each router should carry."""
+"""lbauto.core.intent: what each router should carry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lbauto.errors import InventoryError
-from lbauto.intent import (
+from lbauto.core.intent import (
     desired_by_router,
     desired_objects,
     is_bypass,
@@ -16,7 +16,7 @@ from lbauto.intent import (
     owned_host_objects,
     sorted_objects,
 )
-from lbauto.model import (
+from lbauto.core.model import (
     Agent,
     BypassPolicy,
     Inventory,

@@ -20,8 +20,8 @@ from lbauto.inventory._fastyaml import UnsupportedError
 from lbauto.inventory._fastyaml import parse as fast_parse
 from lbauto.inventory._values import YMap, YSeq
 from lbauto.inventory._yaml import Problems, YamlFile, _Loader
-from lbauto.inventory.addresses import parse_address
-from lbauto.model import BypassPolicy, Method, Mode, Platform
+from lbauto.core.addresses import parse_address
+from lbauto.core.model import BypassPolicy, Method, Mode, Platform
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "inventories" / "example"

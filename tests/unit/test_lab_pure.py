@@ -29,7 +29,7 @@ from lbauto.lab.spec import (
     layout,
     mgmt_net,
 )
-from lbauto.model import Method, Platform
+from lbauto.core.model import Method, Platform
 
 IFNAMSIZ = 15  # Linux interface names: at most 15 characters
 

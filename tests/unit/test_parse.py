@@ -12,7 +12,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lbauto.model import (
+from lbauto.core.model import (
     Method,
     OwnedObject,
     PbrBinding,

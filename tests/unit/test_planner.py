@@ -1,4 +1,4 @@
-"""lbauto.planner: every transition kind with its exact steps, and the plan-wide rules."""
+"""lbauto.core.planner: every transition kind with its exact steps, and the plan-wide rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lbauto.errors import InventoryError
-from lbauto.model import (
+from lbauto.core.model import (
     Agent,
     AgentVip,
     BypassPolicy,
@@ -31,9 +31,9 @@ from lbauto.model import (
     Transit,
     Vip,
 )
-from lbauto.plan import Action, Kind, Plan, PlanOptions, RouterChange, Step, Transition
-from lbauto.planner import make_plan
-from lbauto.simulate import apply_plan, apply_steps
+from lbauto.core.plan import Action, Kind, Plan, PlanOptions, RouterChange, Step, Transition
+from lbauto.core.planner import make_plan
+from tests.simulate import apply_plan, apply_steps
 
 
 def ip(s: str) -> IPAddress:

@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lbauto.intent import desired_objects
-from lbauto.model import (
+from lbauto.core.intent import desired_objects
+from lbauto.core.model import (
     Agent,
     AgentVip,
     BypassPolicy,
@@ -39,9 +39,9 @@ from lbauto.model import (
     Vip,
     host_prefix,
 )
-from lbauto.plan import Action, Kind, Plan, Transition
-from lbauto.planner import make_plan
-from lbauto.simulate import apply_plan, apply_steps
+from lbauto.core.plan import Action, Kind, Plan, Transition
+from lbauto.core.planner import make_plan
+from tests.simulate import apply_plan, apply_steps
 
 SETTINGS = settings(
     max_examples=200,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lbauto.errors import PushError
-from lbauto.model import Platform, Router, StaticRoute
+from lbauto.core.model import Platform, Router, StaticRoute
 from lbauto.push.drivers import open_driver, revert_seconds
 from lbauto.push.pipeline import PushAbortedError, RouterPush, Status, push
 from lbauto.push.verify import Expectation

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from lbauto.model import POLICY_PREFIX, PbrBinding, PbrRule, Platform, StaticRoute
-from lbauto.plan import RouterChange
+from lbauto.core.model import POLICY_PREFIX, PbrBinding, PbrRule, Platform, StaticRoute
+from lbauto.core.plan import RouterChange
 from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text, print_result
 from lbauto.push.verify import Expectation, check
 

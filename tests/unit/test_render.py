@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from lbauto.errors import RenderError
-from lbauto.model import (
+from lbauto.core.model import (
     IPAddress,
     Method,
     OwnedObject,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lbauto.errors import StateError
-from lbauto.model import (
+from lbauto.core.model import (
     AgentVip,
     Drain,
     Mode,
@@ -24,7 +24,7 @@ from lbauto.model import (
     StaticRoute,
     Transit,
 )
-from lbauto.state import load_state, state_from_json, state_to_json
+from lbauto.inventory.statefile import load_state, state_from_json, state_to_json
 
 V = ipaddress.ip_address
 N = ipaddress.ip_network

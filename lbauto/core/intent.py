@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lbauto.errors import InventoryError
-from lbauto.model import (
+from lbauto.core.model import (
     Agent,
     Inventory,
     IPAddress,

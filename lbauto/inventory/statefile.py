@@ -46,7 +46,7 @@ from typing import Any, NoReturn, TypeVar
 
 from lbauto.errors import StateError
 from lbauto.inventory.fields import INTERFACE_RE, NAME_RE
-from lbauto.model import (
+from lbauto.core.model import (
     AgentVip,
     Drain,
     IPAddress,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from lbauto.model import (
+from lbauto.core.model import (
     AgentVip,
     Inventory,
     IPAddress,
@@ -18,7 +18,7 @@ from lbauto.model import (
     ObservedState,
     OwnedObject,
 )
-from lbauto.plan import Action, Plan, Step, Transition
+from lbauto.core.plan import Action, Plan, Step, Transition
 
 
 class _World:

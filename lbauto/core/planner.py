@@ -1,4 +1,4 @@
-"""The pure planner: (inventory, observed state) -> :class:`~lbauto.plan.Plan`. No I/O.
+"""The pure planner: (inventory, observed state) -> :class:`~lbauto.core.plan.Plan`. No I/O.
 
 One transition per VIP found in the inventory, on an agent, or as an lbauto-owned router object.
 The from-state is derived from the routers AND the agents, so that re-planning after a crash at
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lbauto.errors import InventoryError
-from lbauto.intent import (
+from lbauto.core.intent import (
     RouterIntent,
     agent_next_hops,
     bindings_for,
@@ -56,7 +56,7 @@ from lbauto.intent import (
     object_sort_key,
     router_intent,
 )
-from lbauto.model import (
+from lbauto.core.model import (
     Agent,
     AgentVip,
     Drain,
@@ -75,7 +75,7 @@ from lbauto.model import (
     addr_key,
     host_prefix,
 )
-from lbauto.plan import (
+from lbauto.core.plan import (
     Action,
     Kind,
     Plan,
@@ -228,7 +228,7 @@ def _index_router(observed: ObservedState, router: Router) -> _ObservedIndex:
         okey = object_sort_key(obj)
         pkey: _PKey = okey[:3]
         if pkey[2] != _HOST_LEN[pkey[0]]:
-            continue  # not a VIP prefix: never lbauto's (see lbauto.intent.owned_host_objects)
+            continue  # not a VIP prefix: never lbauto's (see lbauto.core.intent.owned_host_objects)
         if isinstance(obj, PbrRule):
             rules.add(obj)
         entry = lists.get(pkey)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from lbauto.model import (
+from lbauto.core.model import (
     Drain,
     IPAddress,
     Mode,

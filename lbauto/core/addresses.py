@@ -12,7 +12,7 @@ import re
 import socket
 from functools import lru_cache
 
-from lbauto.model import IPAddress
+from lbauto.core.model import IPAddress
 
 _V4 = ipaddress.IPv4Address
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
