@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lbauto.agent.dataplane import suffix
 from lbauto.agent.client import HttpAgentClient
+from lbauto.agent.dataplane import suffix
 from lbauto.core.model import Mode
 from tests.integration.agent_net import Net, addr, network, sh
 

@@ -82,10 +82,10 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
 
 def measure(path: Path) -> dict[str, float]:
     from lbauto.core.intent import desired_objects
-    from lbauto.inventory import load_inventory
     from lbauto.core.model import ObservedState
     from lbauto.core.planner import make_plan
-    from lbauto.render import render_changes, render_config
+    from lbauto.inventory import load_inventory
+    from lbauto.platforms.render import render_changes, render_config
 
     t0 = time.perf_counter()
     inv = load_inventory(path)

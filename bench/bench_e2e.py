@@ -30,13 +30,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lbauto.core.model import ObservedState
+from lbauto.core.plan import Plan, PlanOptions
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, down
-from lbauto.core.model import ObservedState
 from lbauto.orchestrate.apply import ApplyOutcome, Devices, ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
-from lbauto.core.plan import Plan, PlanOptions
 
 LAB = "lbbe"
 OPTIONS = PlanOptions(transit_seconds=30, drain_timeout=0)

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lbauto.inventory import load_inventory
 from lbauto.core.addresses import parse_address
+from lbauto.inventory import load_inventory
 
 PLATFORMS = ["frr", "eos", "ios", "nxos", "junos"]
 

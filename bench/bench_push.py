@@ -19,9 +19,9 @@ import statistics
 import time
 from collections.abc import Sequence
 
+from lbauto.core.model import Router, StaticRoute
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, down
-from lbauto.core.model import Router, StaticRoute
 from lbauto.push.pipeline import RouterPush, push
 from lbauto.push.verify import Expectation
 

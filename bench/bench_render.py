@@ -24,14 +24,13 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
-    Platform,
     Router,
     StaticRoute,
 )
-from lbauto.parse import parse_owned
-from lbauto.render import render_changes, render_config
+from lbauto.platforms import PLATFORMS, parse_owned
+from lbauto.platforms.render import render_changes, render_config
 
-PLATFORMS = list(Platform)
+PLATFORM_NAMES = list(PLATFORMS)
 INGRESS = {
     "frr": "eth1",
     "eos": "Ethernet1",
@@ -63,7 +62,7 @@ def objects_for(router: Router, n_vips: int, seed: int = 42) -> frozenset[OwnedO
                 if v6
                 else ipaddress.IPv4Address("198.18.128.0") + rnd.randint(1, 30000)
             )
-            limit = 700 if router.platform is Platform.FRR else 65535
+            limit = 700 if router.platform == "frr" else 65535
             if router.method is Method.PBR and seq < limit:
                 seq += 1
                 out.add(PbrRule(seq, vip, dip))
@@ -81,10 +80,10 @@ def main() -> None:
     args = ap.parse_args()
     routers = []
     for i in range(args.routers):
-        platform = PLATFORMS[i % len(PLATFORMS)]
+        platform = PLATFORM_NAMES[i % len(PLATFORM_NAMES)]
         method = Method.PBR if i % 5 == 1 else Method.STATIC
         routers.append(
-            Router(f"r{i}", f"r{i}", platform, method, ingress=(INGRESS[platform.value],))
+            Router(f"r{i}", f"r{i}", platform, method, ingress=(INGRESS[platform],))
         )
     t0 = time.process_time()
     objs = [objects_for(r, args.vips) for r in routers]
@@ -112,7 +111,7 @@ def main() -> None:
     for r, o in zip(routers[:10], objs[:10], strict=True):
         s = time.process_time()
         render_config(r, o)
-        per[f"{r.platform.value}/{r.method.value}"] = time.process_time() - s
+        per[f"{r.platform}/{r.method.value}"] = time.process_time() - s
     print("one router (ms):", ", ".join(f"{k} {v * 1e3:.0f}" for k, v in sorted(per.items())))
 
 

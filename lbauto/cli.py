@@ -178,7 +178,7 @@ def render(
     from lbauto.core.intent import desired_objects
     from lbauto.inventory import load_inventory
     from lbauto.platforms import PLATFORMS
-    from lbauto.render import render_config
+    from lbauto.platforms.render import render_config
     from lbauto.inventory.statefile import load_state
 
     inv = load_inventory(_inventory_path(ctx, inventory))
@@ -195,7 +195,7 @@ def render(
         objs = desired_objects(inv, router, observed.router_objects(router.name))
         text = render_config(router, objs, template_dir=inv.template_dir)
         mark = PLATFORMS[router.platform].comment_char
-        sys.stdout.write(f"{mark} ---- {router.name} ({router.platform.value})\n{text}")
+        sys.stdout.write(f"{mark} ---- {router.name} ({router.platform})\n{text}")
         if text and not text.endswith("\n"):
             sys.stdout.write("\n")
 

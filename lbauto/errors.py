@@ -6,6 +6,8 @@
     ├── RenderError              a template is missing or failed for a platform
     ├── PushError                a router push, verification or rollback failed
     ├── AgentError               an agent API call failed (HTTP error, auth, conflict, timeout)
+    ├── ConfigError              the agent's own configuration (file, flags, token) is invalid
+    ├── RequestError             the agent refuses an API request (carries the HTTP status)
     ├── TransitionError          a transition step failed (names VIP, step, device, cause)
     └── LabError                 the namespace lab could not be built, used or removed
 
@@ -57,6 +59,18 @@ class AgentError(LbautoError):
 
 class ConflictError(AgentError):
     """The agent's generation did not match (HTTP 412): someone else changed the VIP."""
+
+
+class ConfigError(LbautoError):
+    """The agent configuration (file, flags or token) is missing or invalid."""
+
+
+class RequestError(LbautoError):
+    """A request the agent refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class TransitionError(LbautoError):

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from lbauto.core.model import Inventory, ObservedState
 from lbauto.core.plan import Kind, Plan, RouterPlan
-from lbauto.render import render_changes
+from lbauto.platforms.render import render_changes
 
 JSON_SCHEMA_VERSION = 1
 

@@ -1,36 +1,180 @@
-"""The agent's HTTP API (FastAPI), versioned under /v1. See docs/agent.md."""
+"""The agent's HTTP API (FastAPI), versioned under /v1. See docs/agent.md.
+
+In front of FastAPI sits :class:`Guard`, a small ASGI layer that sees every request first: it
+checks the bearer token from the headers and the body size before a single body byte is read,
+so a client without the token cannot make the agent read (or buffer) anything, and nobody can
+make it buffer more than ``max_body_bytes``.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lbauto
+from lbauto.agent.config import DEFAULT_MAX_BODY_BYTES
 from lbauto.agent.metrics import make_registry
 from lbauto.agent.models import ErrorOut, FlowsOut, Health, VipIn, VipList, VipOut
-from lbauto.agent.service import AgentService, RequestError, Ticker, parse_vip
-from lbauto.errors import LbautoError
+from lbauto.agent.service import AgentService, Ticker, parse_vip
+from lbauto.errors import LbautoError, RequestError
 
 log = logging.getLogger("lbauto.agent")
 _bearer = HTTPBearer(auto_error=False, description="The agent's token (token_file/token_env)")
-ERRORS: dict[int | str, dict[str, object]] = {s: {"model": ErrorOut} for s in (400, 401, 404, 412)}
+ERRORS: dict[int | str, dict[str, object]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 404, 412, 413)
+}
+#: Paths answered without a token (health is minimal then: only its status).
+OPEN_PATHS = frozenset({"/v1/health"})
+#: Scope key the guard sets: did the request carry the right token?
+AUTHENTICATED = "lbauto.authenticated"
+#: At most this many validation problems are returned, each message cut to MAX_MESSAGE.
+MAX_PROBLEMS = 20
+MAX_MESSAGE = 160
 
 
 def _etag(generation: int) -> str:
     return f'"{generation}"'
 
 
-def create_app(service: AgentService, token: str | None, tick: float | None = None) -> FastAPI:
+def token_matches(header: bytes | None, token: str) -> bool:
+    """Constant-time check of an ``Authorization: Bearer <token>`` header value."""
+    if header is None:
+        return False
+    scheme, _, cred = header.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(cred.strip(), token.encode())
+
+
+class Guard:
+    """Token and body-size checks before the application reads the body (ASGI middleware)."""
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.token = token
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        authed = self.token is None or token_matches(headers.get(b"authorization"), self.token)
+        scope[AUTHENTICATED] = authed
+        if not authed and scope["path"] not in OPEN_PATHS:
+            await _reply(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
+            return
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _reply(send, 400, "Content-Length is not a number")
+                return
+            if int(length) > self.max_body:
+                await _reply(send, 413, self._too_large())
+                return
+        body = await self._read_body(receive)
+        if body is None:
+            await _reply(send, 413, self._too_large())
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _too_large(self) -> str:
+        return f"request body larger than {self.max_body} bytes (max_body_bytes)"
+
+    async def _read_body(self, receive: Receive) -> list[Message] | None:
+        """The body's messages, or None as soon as it grows past the limit (a chunked body
+        has no Content-Length to refuse up front)."""
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                return messages
+            size += len(message.get("body", b""))
+            if size > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out the buffered body first, then the real one (disconnects)."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _reply(
+    send: Send, status: int, detail: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        # the request body was not read: the connection cannot carry another request
+        (b"connection", b"close"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _cut(value: object) -> object:
+    """A location part or message, cut short: errors never echo the request body."""
+    if isinstance(value, str) and len(value) > MAX_MESSAGE:
+        return value[:MAX_MESSAGE] + "..."
+    return value
+
+
+def validation_problems(errors: Sequence[Any]) -> list[dict[str, object]]:
+    """FastAPI's 422 detail without the input (pydantic adds the offending input, which may be
+    the whole body) and without context objects; at most MAX_PROBLEMS entries."""
+    out: list[dict[str, object]] = [
+        {
+            "loc": [_cut(part) for part in e.get("loc", ())],
+            "msg": _cut(str(e.get("msg", ""))),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors[:MAX_PROBLEMS]
+    ]
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        out.append({"loc": [], "msg": f"and {more} more problem(s)", "type": "truncated"})
+    return out
+
+
+def create_app(
+    service: AgentService,
+    token: str | None,
+    tick: float | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> Guard:
+    """The app as served: the API behind the :class:`Guard` (``.app`` is the FastAPI app)."""
+    return Guard(_api(service, token, tick), token, max_body_bytes)
+
+
+def _api(service: AgentService, token: str | None, tick: float | None) -> FastAPI:
     """The API over ``service``. ``token`` None = no auth (``insecure_no_auth``, labs only).
     The app's lifespan reconciles the kernel (``service.start``) and, if ``tick`` is given,
-    runs the transit/drain timers."""
+    runs the transit/drain timers. ``/openapi.json`` needs the token; ``/docs`` and ``/redoc``
+    are off (they would load scripts from the internet and cannot send the token)."""
     registry, apply_hist = make_registry(service)
     service.on_apply = apply_hist.observe
 
@@ -47,6 +191,8 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
                 ticker.stop()
 
     def auth(cred: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        # The Guard already refused a wrong token; this check keeps the rule in one more place
+        # and documents the scheme in the OpenAPI document.
         if token is None:
             return
         if cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
@@ -57,6 +203,8 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
         version=lbauto.__version__,
         description="Control API of the bundled LB agent (nftables data plane).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
 
     @app.exception_handler(RequestError)
@@ -64,14 +212,24 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return JSONResponse({"detail": str(e)}, status_code=e.status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_problems(e.errors())}, status_code=422)
+
     @app.exception_handler(LbautoError)
     async def _agent_error(_: Request, e: LbautoError) -> JSONResponse:
         log.error("%s", e)
         return JSONResponse({"detail": f"data plane error: {e}"}, status_code=500)
 
-    @app.get("/v1/health", response_model=Health)
-    def health() -> Health:
-        return Health(status="ok", vips=len(service.vips), version=lbauto.__version__)
+    @app.get("/v1/health", response_model=Health, response_model_exclude_none=True)
+    def health(request: Request) -> Health:
+        problems = service.problems()
+        status = "degraded" if problems else "ok"
+        if not request.scope.get(AUTHENTICATED):
+            return Health(status=status)
+        return Health(
+            status=status, vips=len(service.vips), version=lbauto.__version__, problems=problems
+        )
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(auth)], responses=ERRORS)
 
@@ -133,3 +291,4 @@ def create_app(service: AgentService, token: str | None, tick: float | None = No
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+

@@ -31,6 +31,9 @@ def serve(
     flow_timeout: int | None = typer.Option(None, help="Idle seconds before a flow expires [300]."),
     tls_cert: Path | None = typer.Option(None, help="TLS certificate (PEM)."),
     tls_key: Path | None = typer.Option(None, help="TLS private key (PEM)."),
+    max_body_bytes: int | None = typer.Option(
+        None, help="Largest request body the API reads [1048576]; bigger ones get 413."
+    ),
     insecure_no_auth: bool | None = typer.Option(
         None, "--insecure-no-auth", help="Accept requests without a token (labs only)."
     ),
@@ -49,9 +52,12 @@ def serve(
         "tls_cert": tls_cert,
         "tls_key": tls_key,
         "insecure_no_auth": insecure_no_auth,
+        "max_body_bytes": max_body_bytes,
     }
     try:
         run(load_config(config, overrides))
     except LbautoError as e:
-        typer.echo(f"error: {e}", err=True)
+        # one problem per line (a config may have several), each naming file and setting
+        for line in str(e).splitlines():
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1) from None

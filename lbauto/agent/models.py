@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from lbauto.core.addresses import MAX_DIPS, excerpt, parse_address
 from lbauto.core.model import IPAddress, Mode
 
 
 def _parse_address(v: Any) -> Any:
+    # The one address policy (lbauto.core.addresses), shared with the inventory loader.
     if isinstance(v, str):
-        try:
-            return ipaddress.ip_address(v)
-        except ValueError:
-            raise ValueError(f"{v!r} is not an IPv4 or IPv6 address") from None
+        result = parse_address(v)
+        if isinstance(result, str):
+            raise ValueError(f"{excerpt(v)} {result}")
+        return result
     return v
 
 
@@ -25,13 +26,12 @@ def _parse_mode(v: Any) -> Any:
         try:
             return Mode(v)
         except ValueError:
-            raise ValueError(f"mode must be one of single, multi, empty (got {v!r})") from None
+            raise ValueError(f"mode must be one of single, multi, empty (got {excerpt(v)})") from None
     return v
 
 
 Address = Annotated[IPAddress, BeforeValidator(_parse_address)]
 ModeIn = Annotated[Mode, BeforeValidator(_parse_mode)]
-MAX_DIPS = 1024
 MAX_SECONDS = 86400.0
 
 
@@ -104,9 +104,13 @@ class FlowsOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    vips: int
-    version: str
+    """Without a token only ``status``; with the token also the version, VIP count and why
+    the agent is degraded."""
+
+    status: Literal["ok", "degraded"]
+    vips: int | None = None
+    version: str | None = None
+    problems: list[str] | None = None
 
 
 class ErrorOut(BaseModel):

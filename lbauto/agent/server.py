@@ -9,10 +9,11 @@ from collections.abc import Sequence
 import uvicorn
 
 from lbauto.agent.api import create_app
-from lbauto.agent.config import AgentConfig, ConfigError, read_token
+from lbauto.agent.config import AgentConfig, read_token
 from lbauto.agent.dataplane import TableSpec, make_dataplane
 from lbauto.agent.service import AgentService
 from lbauto.agent.store import StateStore
+from lbauto.errors import ConfigError
 
 log = logging.getLogger("lbauto.agent")
 
@@ -47,7 +48,7 @@ def serve(cfg: AgentConfig) -> None:
             cfg.port,
         )
     service = build_service(cfg)
-    app = create_app(service, token, tick=cfg.tick)
+    app = create_app(service, token, tick=cfg.tick, max_body_bytes=cfg.max_body_bytes)
     log.info(
         "agent: table netdev %s on %s, API on %s://%s:%d, state %s",
         cfg.table,

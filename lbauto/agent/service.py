@@ -7,7 +7,6 @@ touched; the state file is written only after the kernel accepted the change.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -37,33 +36,28 @@ from lbauto.agent.models import (
     VipOut,
 )
 from lbauto.agent.store import DrainRecord, StateStore, TransitRecord, VipRecord
-from lbauto.errors import LbautoError
+from lbauto.core.addresses import excerpt, parse_address
 from lbauto.core.model import IPAddress, Mode, addr_key
+from lbauto.errors import LbautoError, RequestError
 
 log = logging.getLogger("lbauto.agent")
 RECONCILE_CHUNK = 200
 
 
-class RequestError(LbautoError):
-    """A request the agent refuses; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
 def parse_vip(text: str) -> IPAddress:
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        raise RequestError(400, f"{text!r} is not a valid VIP address (IPv4 or IPv6)") from None
-    _check_usable("VIP", addr)
-    return addr
+    """The VIP of a request path, under the one address policy (lbauto.core.addresses)."""
+    result = parse_address(text)
+    if isinstance(result, str):
+        raise RequestError(400, f"VIP {excerpt(text)} {result}")
+    return result
 
 
 def _check_usable(what: str, a: IPAddress) -> None:
-    if a.is_multicast or a.is_unspecified or a.is_loopback:
-        raise RequestError(400, f"{what} {a} is a multicast, unspecified or loopback address")
+    # Addresses reach here already parsed; the policy also covers ipaddress objects built
+    # elsewhere (a scoped or IPv4-mapped address would pass ipaddress's own checks).
+    result = parse_address(str(a))
+    if isinstance(result, str):
+        raise RequestError(400, f"{what} {excerpt(str(a))} {result}")
 
 
 def validate(vip: IPAddress, body: VipIn) -> None:

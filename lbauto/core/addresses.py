@@ -1,4 +1,8 @@
-"""Parsing VIP, DIP and next-hop addresses fast, with a reason when one is unusable.
+"""The one address policy: which VIP, DIP and next-hop addresses lbauto accepts, and why not.
+
+Both the inventory loader and the agent API call :func:`parse_address`, so an address
+``validate`` accepts is one the agent accepts, and the reverse. The same goes for
+:data:`MAX_DIPS`, the most DIPs one VIP may have.
 
 ``ipaddress.ip_address`` costs several microseconds per IPv4 address; a 10,000-VIP inventory
 has tens of thousands of DIPs, so dotted quads take a shortcut here and the rest (IPv6, typos)
@@ -14,17 +18,29 @@ from functools import lru_cache
 
 from lbauto.core.model import IPAddress
 
+#: The most DIPs one VIP may have: the inventory refuses more, and so does the agent API.
+MAX_DIPS = 1024
+#: Longest address text worth parsing (the longest IPv6 form with an embedded IPv4 is 45).
+MAX_ADDRESS_TEXT = 64
+
 _V4 = ipaddress.IPv4Address
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_MAPPED_PREFIX = 0xFFFF << 32  # ::ffff:0:0/96
 
 
 @lru_cache(maxsize=1 << 17)
 def parse_address(raw: str) -> IPAddress | str:
-    """A unicast address usable as a VIP, DIP or next hop, or the reason it is not."""
+    """A unicast address usable as a VIP, DIP or next hop, or the reason it is not.
+
+    Refused: networks, scoped IPv6 (``%eth0``), the unspecified, loopback, multicast,
+    link-local and limited-broadcast addresses, and IPv4-mapped IPv6 (``::ffff:a.b.c.d``:
+    never valid on the wire, and ``ipaddress`` does not see the IPv4 class inside it)."""
     number = _dotted_quad(raw)
     if number is not None:
         return _unusable_v4(number) or _V4(number)
+    if len(raw) > MAX_ADDRESS_TEXT:
+        return "is not a valid IPv4 or IPv6 address (too long)"
     if "/" in raw:
         return "is a network, not a single address"
     try:
@@ -62,6 +78,10 @@ def _unusable_v4(number: int) -> str | None:
 
 
 def _unusable_v6(address: ipaddress.IPv6Address) -> str | None:
+    if int(address) >> 32 == _MAPPED_PREFIX >> 32:
+        inner = _unusable_v4(int(address) & 0xFFFFFFFF)
+        what = f" of {inner.removeprefix('is ')}" if inner else ""
+        return f"is an IPv4-mapped IPv6 address{what}; write the IPv4 address itself"
     if address.is_unspecified:
         return "is the unspecified address"
     if address.is_loopback:
@@ -71,3 +91,10 @@ def _unusable_v6(address: ipaddress.IPv6Address) -> str | None:
     if address.is_link_local:
         return "is a link-local address"
     return None
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters: errors never echo input
+    beyond a short excerpt (a request body or a file may be large, or secret)."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return repr(shown)

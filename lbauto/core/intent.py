@@ -26,7 +26,6 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lbauto.errors import InventoryError
 from lbauto.core.model import (
     Agent,
     Inventory,
@@ -42,6 +41,7 @@ from lbauto.core.model import (
     Vip,
     host_prefix,
 )
+from lbauto.errors import InventoryError
 from lbauto.platforms import PLATFORMS
 
 FIRST_PBR_SEQ = 1
@@ -178,7 +178,7 @@ def _allocate_seqs(
             raise InventoryError(
                 [
                     f"router {router.name}: VIP {vip.name} ({vip.address}) needs PBR rule number"
-                    f" {seq}, but {router.platform.value} allows at most {limit} (use method"
+                    f" {seq}, but {router.platform} allows at most {limit} (use method"
                     " static for some VIPs on this router, or spread them over routers)"
                 ]
             )

@@ -43,12 +43,8 @@ class BypassPolicy(StrEnum):
     NEVER = "never"  # keep a single-DIP VIP on the LB
 
 
-class Platform(StrEnum):
-    FRR = "frr"
-    EOS = "eos"
-    IOS = "ios"
-    NXOS = "nxos"
-    JUNOS = "junos"
+#: A router platform's name, validated against :data:`lbauto.platforms.PLATFORMS`.
+Platform: TypeAlias = str
 
 
 def host_prefix(address: IPAddress) -> IPNetwork:

@@ -2,7 +2,7 @@
 
 A plan is a tuple of transitions (one per VIP, sorted by address) plus, per router, the whole
 change of lbauto-owned objects from observed to desired. Steps carry typed values only; router
-config lines are rendered from the objects by :mod:`lbauto.render` when needed.
+config lines are rendered from the objects by :mod:`lbauto.platforms.render` when needed.
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbauto.errors import InventoryError
 from lbauto.core.intent import (
     RouterIntent,
     agent_next_hops,
@@ -86,6 +85,7 @@ from lbauto.core.plan import (
     Transition,
     VipState,
 )
+from lbauto.errors import InventoryError
 
 _Objs = tuple[OwnedObject, ...]
 _EMPTY: _Objs = ()
@@ -759,4 +759,4 @@ def _router_plan(
                 add.extend(change[1])
         cached = ((*remove, *brem), (*add, *badd))
         concat[key] = cached
-    return RouterPlan(work.router.name, work.router.platform.value, cached[0], cached[1])
+    return RouterPlan(work.router.name, work.router.platform, cached[0], cached[1])

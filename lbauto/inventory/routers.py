@@ -14,6 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from lbauto.core.model import (
+    DEFAULT_BYPASS_DISTANCE,
+    DEFAULT_LB_DISTANCE,
+    DEFAULT_TAG,
+    BypassPolicy,
+    Method,
+    Router,
+)
 from lbauto.inventory._values import YMap, YSeq
 from lbauto.inventory._yaml import YamlFile
 from lbauto.inventory.fields import (
@@ -36,15 +44,7 @@ from lbauto.inventory.fields import (
     type_name,
 )
 from lbauto.inventory.vips import VipSource
-from lbauto.core.model import (
-    DEFAULT_BYPASS_DISTANCE,
-    DEFAULT_LB_DISTANCE,
-    DEFAULT_TAG,
-    BypassPolicy,
-    Method,
-    Platform,
-    Router,
-)
+from lbauto.platforms import PLATFORMS, canonical_name
 
 HOST_KEYS = ("hostname", "port", "username", "platform", "groups", "data", "connection_options")
 DEFAULTS_KEYS = tuple(k for k in HOST_KEYS if k != "groups")
@@ -164,6 +164,21 @@ def _group_layers(files: RouterFiles) -> dict[str, Layer]:
     return layers
 
 
+def _platform(m: YMap, entry: Entry) -> str | None:
+    """A platform name or a Nornir/NAPALM/netmiko alias of one, as lbauto's name."""
+    value = m.values.get("platform")
+    if value is None:
+        return None
+    name = canonical_name(value) if isinstance(value, str) else None
+    if name is None:
+        entry.error(
+            f"platform {type_name(value)} is not valid",
+            "use one of: " + ", ".join(PLATFORMS),
+            m.lines["platform"],
+        )
+    return name
+
+
 def _layer(file: YamlFile, label: str, m: YMap, keys: tuple[str, ...], line: int) -> Layer:
     """Check one host, group or the defaults on its own."""
     layer = Layer(Entry(file, line, label))
@@ -172,7 +187,7 @@ def _layer(file: YamlFile, label: str, m: YMap, keys: tuple[str, ...], line: int
     for key in ("hostname", "username"):
         layer.set(key, get_pattern(m, key, entry, HOST_RE, f"a plain {key}, no spaces"), m)
     layer.set("port", get_int(m, "port", entry, 1, 65535), m)
-    layer.set("platform", get_choice(m, "platform", entry, Platform), m)
+    layer.set("platform", _platform(m, entry), m)
     if "groups" in keys:
         layer.groups = _group_names(m, entry)
     data = m.values.get("data")
@@ -381,12 +396,12 @@ def _resolve(name: str, chain: list[Layer], pbr_vips: list[VipSource]) -> Router
     got = {key: _lookup(chain, key) for key in RESOLVED_KEYS}
     bad = {key for key, value in got.items() if value is _INVALID}
     hostname = _typed(got, "hostname", str)
-    platform = _typed(got, "platform", Platform)
+    platform = _typed(got, "platform", str)
     if hostname is None and "hostname" not in bad:
         entry.error("hostname is missing", "set hostname on the host, a group or in defaults")
     if platform is None and "platform" not in bad:
         entry.error(
-            "platform is missing", "set platform to one of: " + ", ".join(p.value for p in Platform)
+            "platform is missing", "set platform to one of: " + ", ".join(PLATFORMS)
         )
     method = _typed(got, "method", Method) or Method.STATIC
     ingress = _typed(got, "ingress", tuple) or ()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lbauto.inventory._values import YMap, YSeq
 from lbauto.inventory._yaml import YamlFile
-from lbauto.core.addresses import parse_address
+from lbauto.core.addresses import MAX_DIPS, parse_address
 from lbauto.inventory.fields import (
     NAME_RE,
     NAME_RULE,
@@ -96,6 +96,14 @@ def _load_vip(
 def _load_dips(item: YMap, entry: Entry, vip: IPAddress | None) -> tuple[IPAddress, ...]:
     seq = get_list(item, "dips", entry)
     if seq is None:
+        return ()
+    if len(seq.items) > MAX_DIPS:
+        # the agent API refuses more (one limit, lbauto.core.addresses)
+        entry.error(
+            f"dips lists {len(seq.items)} DIPs, more than an agent accepts ({MAX_DIPS})",
+            "split the service over several VIPs",
+            seq.line,
+        )
         return ()
     # Hot path (tens of thousands of DIPs): map/set keep the per-DIP work in C; the slow walk
     # one DIP at a time only runs when something is wrong.

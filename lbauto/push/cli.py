@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lbauto.errors import InventoryError
 from lbauto.core.intent import desired_objects, owned_host_objects, sorted_objects
 from lbauto.core.model import Inventory, ObservedRouter
+from lbauto.errors import InventoryError
+from lbauto.platforms.render import render_changes
 from lbauto.push.pipeline import (
     DEFAULT_REVERT_IN,
     PushAbortedError,
@@ -27,7 +28,6 @@ from lbauto.push.pipeline import (
     push,
 )
 from lbauto.push.verify import Expectation
-from lbauto.render import render_changes
 
 
 def reconcile_jobs(

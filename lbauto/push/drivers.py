@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lbauto.errors import PushError
 from lbauto.core.model import Router
+from lbauto.errors import PushError
 from lbauto.platforms import PLATFORMS
 
 log = logging.getLogger("lbauto.push")

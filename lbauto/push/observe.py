@@ -1,7 +1,7 @@
 """Live observation: read each router's running config and pick out lbauto's objects.
 
 lbauto owns static routes carrying its tag and policy objects named ``LBAUTO...``
-(DESIGN section 5); :func:`lbauto.parse.parse_owned` finds them in the config text.
+(DESIGN section 5); :func:`lbauto.platforms.parse_owned` finds them in the config text.
 """
 
 from __future__ import annotations
@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lbauto.errors import LbautoError, StateError
 from lbauto.core.model import Inventory, ObservedRouter, Router
-from lbauto.parse import parse_owned
-from lbauto.platforms import PLATFORMS
+from lbauto.errors import LbautoError, StateError
+from lbauto.platforms import PLATFORMS, parse_owned
 from lbauto.push.drivers import Opener, describe, mask, open_driver
 
 
 def running_config(driver: Any, router: Router) -> str:
-    """The running config in the format :func:`lbauto.parse.parse_owned` reads (Junos: set)."""
+    """The running config in the format :func:`lbauto.platforms.parse_owned` reads (Junos: set)."""
     fmt = PLATFORMS[router.platform].config_format
     kwargs = {"format": fmt} if fmt != "text" else {}
     config = driver.get_config(retrieve="running", **kwargs)

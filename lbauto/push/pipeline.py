@@ -28,12 +28,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lbauto.errors import LbautoError, PushError
 from lbauto.core.model import OwnedObject, Router
 from lbauto.core.plan import RouterChange
+from lbauto.errors import LbautoError, PushError
+from lbauto.platforms.render import render_changes
 from lbauto.push.drivers import Opener, describe, mask, open_driver, revert_seconds
 from lbauto.push.verify import Expectation, verify
-from lbauto.render import render_changes
 
 log = logging.getLogger("lbauto.push")
 
@@ -271,7 +271,7 @@ def push(
     names = [j.router.name for j in jobs]
     if len(set(names)) != len(names):
         raise PushError("a router appears twice in one push; merge its changes first")
-    sessions = [_Session(j, RouterResult(j.router.name, j.router.platform.value)) for j in jobs]
+    sessions = [_Session(j, RouterResult(j.router.name, j.router.platform)) for j in jobs]
     progress = _Progress(console, names)
     try:
         with progress.shown():

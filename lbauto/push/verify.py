@@ -8,11 +8,11 @@ and ``show pbr interface json``; other platforms' PBR is not verified (DESIGN se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from lbauto.core.model import POLICY_PREFIX, OwnedObject, PbrBinding, PbrRule, Platform, StaticRoute
+from lbauto.core.model import OwnedObject, PbrBinding, PbrRule, Platform, StaticRoute
 from lbauto.core.plan import RouterChange
 from lbauto.platforms import PLATFORMS
 
@@ -44,7 +44,7 @@ class Expectation:
         observed: Iterable[OwnedObject] | None = None,
     ) -> Expectation:
         """``observed``: the router's lbauto objects before the change (as given to
-        :func:`lbauto.render.render_changes`)."""
+        :func:`lbauto.platforms.render.render_changes`)."""
         added = tuple(add)
         removed = tuple(remove)
         kept = {identity(o) for o in added}
@@ -69,8 +69,8 @@ def expected_absent(platform: Platform, expect: Expectation) -> tuple[OwnedObjec
     """``expect.absent`` without the bindings the platform keeps.
 
     Where one binding serves both families, removing ``PbrBinding(X, 6)`` while
-    ``PbrBinding(X, 4)`` stays renders nothing (:mod:`lbauto.render`): X must stay bound. An
-    interface must be unbound only when no binding for it remains; without ``bindings_after``
+    ``PbrBinding(X, 4)`` stays renders nothing (:mod:`lbauto.platforms.render`): X must stay bound.
+    An interface must be unbound only when no binding for it remains; without ``bindings_after``
     that is known only when the change removes both families' bindings of X.
     """
     if PLATFORMS[platform].binding_per_family:
@@ -121,58 +121,6 @@ def _check_static(driver: Any, present: list[StaticRoute], absent: list[StaticRo
     return problems
 
 
-def _frr_pbr(driver: Any) -> tuple[dict[int, dict[str, Any]], dict[str, set[str]], set[str]]:
-    out = driver.cli(
-        ["show pbr map json", "show pbr nexthop-groups json", "show pbr interface json"],
-        encoding="json",
-    )
-    maps, groups, ifaces = (
-        out["show pbr map json"],
-        out["show pbr nexthop-groups json"],
-        out["show pbr interface json"],
-    )
-    policies = {
-        int(p["sequenceNumber"]): p
-        for m in maps
-        if m.get("name") == POLICY_PREFIX
-        for p in m.get("policies", [])
-    }
-    hops = {str(g["name"]): {str(n.get("nexthop")) for n in g.get("nexthops", [])} for g in groups}
-    bound = {
-        str(i["name"]) for i in ifaces if i.get("policy") == POLICY_PREFIX and i.get("valid", True)
-    }
-    return policies, hops, bound
-
-
-def _check_frr_pbr(
-    driver: Any, present: Sequence[OwnedObject], absent: Sequence[OwnedObject]
-) -> list[str]:
-    policies, hops, bound = _frr_pbr(driver)
-    problems: list[str] = []
-    for obj in present:
-        if isinstance(obj, PbrRule):
-            p = policies.get(obj.seq)
-            group = f"{POLICY_PREFIX}{obj.seq}"
-            if p is None or p.get("matchDst") != str(obj.prefix):
-                problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} for {obj.prefix} missing")
-            elif not p.get("installed"):
-                problems.append(
-                    f"pbr-map {POLICY_PREFIX} seq {obj.seq} not installed: "
-                    f"{p.get('installedReason', '?')}"
-                )
-            elif str(obj.next_hop) not in hops.get(group, set()):
-                problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} not set to {obj.next_hop}")
-        elif isinstance(obj, PbrBinding) and obj.interface not in bound:
-            problems.append(f"policy {POLICY_PREFIX} not applied on interface {obj.interface}")
-    for obj in absent:
-        if isinstance(obj, PbrRule) and obj.seq in policies:
-            problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} still present")
-        elif isinstance(obj, PbrBinding) and obj.interface in bound:
-            problems.append(f"policy {POLICY_PREFIX} still applied on interface {obj.interface}")
-    # One pbr-policy serves both families: an interface's two bindings give one problem.
-    return list(dict.fromkeys(problems))
-
-
 def check(driver: Any, platform: Platform, expect: Expectation) -> list[str]:
     """One look at the router: the problems found (empty = verified)."""
     routes_in = [o for o in expect.present if isinstance(o, StaticRoute)]
@@ -180,8 +128,9 @@ def check(driver: Any, platform: Platform, expect: Expectation) -> list[str]:
     problems = _check_static(driver, routes_in, routes_out) if routes_in or routes_out else []
     pbr_in = [o for o in expect.present if not isinstance(o, StaticRoute)]
     pbr_out = [o for o in expected_absent(platform, expect) if not isinstance(o, StaticRoute)]
-    if (pbr_in or pbr_out) and platform is Platform.FRR:
-        problems += _check_frr_pbr(driver, pbr_in, pbr_out)
+    verify_pbr = PLATFORMS[platform].verify_pbr
+    if (pbr_in or pbr_out) and verify_pbr is not None:
+        problems += verify_pbr(driver, pbr_in, pbr_out)
     return problems
 
 

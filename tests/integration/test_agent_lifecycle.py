@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from lbauto.agent.dataplane import LibNftDataplane
-from lbauto.errors import AgentError
 from lbauto.core.model import Mode
+from lbauto.errors import AgentError
 from tests.integration.agent_net import Net, addr, in_netns, network
 
 pytestmark = pytest.mark.integration

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from lbauto.core.model import Inventory, Mode
+from lbauto.core.plan import Kind, PlanOptions
+from lbauto.core.planner import make_plan
 from lbauto.errors import StateError, TransitionError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, sshd
 from lbauto.lab.traffic import TrafficReport, start_traffic
-from lbauto.core.model import Inventory, Mode
 from lbauto.orchestrate.apply import ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.lock import apply_lock
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
-from lbauto.core.plan import Kind, PlanOptions
-from lbauto.core.planner import make_plan
 
 pytestmark = [pytest.mark.integration]
 

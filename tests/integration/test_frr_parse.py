@@ -25,18 +25,17 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
-    Platform,
     Router,
     StaticRoute,
 )
-from lbauto.parse import parse_owned
-from lbauto.render import render_changes, render_config
+from lbauto.platforms import parse_owned
+from lbauto.platforms.render import render_changes, render_config
 
 pytestmark = pytest.mark.integration
 
 TAG = 4242
 FRR_BIN = Path("/usr/lib/frr")
-ROUTER = Router("r1", "localhost", Platform.FRR, Method.PBR, ingress=("in0",), tag=TAG)
+ROUTER = Router("r1", "localhost", "frr", Method.PBR, ingress=("in0",), tag=TAG)
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -108,10 +107,10 @@ def frr() -> Iterator[Frr]:
 @pytest.fixture
 def clean(frr: Frr, tmp_path: Path) -> Frr:
     """Remove whatever lbauto objects the previous test left."""
-    left = parse_owned(Platform.FRR, frr.running(), TAG)
+    left = parse_owned("frr", frr.running(), TAG)
     if left:
         frr.load("\n".join(render_changes(ROUTER, sorted(left, key=repr), [], left)), tmp_path)
-    assert parse_owned(Platform.FRR, frr.running(), TAG) == frozenset()
+    assert parse_owned("frr", frr.running(), TAG) == frozenset()
     return frr
 
 
@@ -145,7 +144,7 @@ def deployment() -> frozenset[OwnedObject]:
 def test_rendered_config_reads_back_identically(clean: Frr, tmp_path: Path) -> None:
     objs = deployment()
     clean.load(render_config(ROUTER, objs), tmp_path)
-    assert parse_owned(Platform.FRR, clean.running(), TAG) == objs
+    assert parse_owned("frr", clean.running(), TAG) == objs
     # and it is really in force: the bypass wins in the kernel, the PBR rules are installed
     assert "via 198.51.100.21" in clean.ns("ip", "route", "show", "192.0.2.11")
     rules = clean.ns("ip", "rule") + clean.ns("ip", "-6", "rule")
@@ -193,7 +192,7 @@ def test_change_lines_move_the_live_config_exactly(clean: Frr, tmp_path: Path) -
         check.write_text("\n".join(lines) + "\n")
         assert sh("vtysh", "-C", "-f", str(check), check=False).returncode == 0, lines
         clean.load("\n".join(lines) + "\n", tmp_path)
-        assert parse_owned(Platform.FRR, clean.running(), TAG) == target, lines
+        assert parse_owned("frr", clean.running(), TAG) == target, lines
         current = frozenset(target)
 
 

@@ -27,16 +27,16 @@ def test_wheel_ships_templates_and_renders(tmp_path: Path) -> None:
         names = zf.namelist()
         zf.extractall(unpacked)
     for platform in ("frr", "eos", "ios", "nxos", "junos"):
-        assert f"lbauto/templates/{platform}/config.j2" in names
+        assert f"lbauto/_templates/{platform}/config.j2" in names
     assert "napalm_frr/__init__.py" in names
     code = (
         "import sys, ipaddress; sys.path.insert(0, sys.argv[1]);"
         "import importlib.abc; sys.meta_path[:] = [f for f in sys.meta_path"
         " if 'editable' not in type(f).__module__.lower()];"
-        "import lbauto, lbauto.render as r;"
+        "import lbauto, lbauto.platforms.render as r;"
         "from lbauto.core.model import Router, Platform, StaticRoute;"
         "assert lbauto.__file__.startswith(sys.argv[1]), lbauto.__file__;"
-        "rt = Router('r1', 'h', Platform.FRR);"
+        "rt = Router('r1', 'h', "frr");"
         "o = StaticRoute(ipaddress.ip_network('192.0.2.10/32'),"
         " ipaddress.ip_address('198.51.100.10'), 200, 4242);"
         "print(r.render_config(rt, frozenset({o})))"

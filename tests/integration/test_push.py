@@ -16,11 +16,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lbauto.core.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
+from lbauto.core.plan import RouterChange
 from lbauto.errors import PushError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab
-from lbauto.core.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
-from lbauto.core.plan import RouterChange
 from lbauto.push.cli import push_command, reconcile_jobs
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import PushAbortedError, RouterFleet, RouterPush, Status, push

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from lbauto.errors import AgentError, ConflictError, PushError
 from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
 from lbauto.core.plan import RouterChange
+from lbauto.errors import AgentError, ConflictError, PushError
 
 
 @dataclass

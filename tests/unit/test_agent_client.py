@@ -15,12 +15,12 @@ import pytest
 import uvicorn
 
 from lbauto.agent.api import create_app
+from lbauto.agent.client import HttpAgentClient
 from lbauto.agent.dataplane import RecordingDataplane, TableSpec
 from lbauto.agent.service import AgentService
 from lbauto.agent.store import StateStore
-from lbauto.agent.client import HttpAgentClient
-from lbauto.errors import AgentError, ConflictError
 from lbauto.core.model import Agent, Drain, Mode, Transit
+from lbauto.errors import AgentError, ConflictError
 
 TOKEN = "client-test-token"
 VIP = ipaddress.ip_address("192.0.2.10")

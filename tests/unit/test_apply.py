@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from lbauto.core.model import Inventory, ObservedRouter, ObservedState
+from lbauto.core.plan import Kind, PlanOptions
+from lbauto.core.planner import make_plan
 from lbauto.errors import InventoryError, TransitionError
 from lbauto.inventory import load_inventory
-from lbauto.core.model import Inventory, ObservedRouter, ObservedState
+from lbauto.inventory.statefile import load_state
 from lbauto.orchestrate.apply import (
     AbortedError,
     ApplyOutcome,
@@ -19,9 +22,6 @@ from lbauto.orchestrate.apply import (
     run_scale,
 )
 from lbauto.orchestrate.lock import LockedError, apply_lock
-from lbauto.core.plan import Kind, PlanOptions
-from lbauto.core.planner import make_plan
-from lbauto.inventory.statefile import load_state
 from tests.unit.fakes import FakeAgent, FakeRouters
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"

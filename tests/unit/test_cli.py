@@ -65,10 +65,10 @@ def test_detailed_exitcode_is_2_with_changes_and_0_without(tmp_path: Path) -> No
     pending = lbauto("plan", "-i", str(EXAMPLE), "--state", str(STATE), "--detailed-exitcode")
     assert pending.returncode == 2, pending.stderr
     # the state a perfect apply would leave: no changes
-    from lbauto.inventory import load_inventory
     from lbauto.core.planner import make_plan
-    from tests.simulate import apply_plan
+    from lbauto.inventory import load_inventory
     from lbauto.inventory.statefile import load_state, state_to_json
+    from tests.simulate import apply_plan
 
     inv = load_inventory(EXAMPLE)
     observed = load_state(STATE)

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.inventory import load_inventory
 from lbauto.core.model import Inventory, ObservedState, PbrRule
 from lbauto.core.plan import Action, Kind, Plan
 from lbauto.core.planner import make_plan
-from tests.simulate import apply_plan
+from lbauto.inventory import load_inventory
 from lbauto.inventory.statefile import load_state
+from tests.simulate import apply_plan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.errors import TransitionError
 from lbauto.core.model import AgentVip, Drain, Mode, ObservedState, StaticRoute, Transit
+from lbauto.core.plan import Action, Kind, Plan, RouterChange, Step, Transition, VipState
+from lbauto.errors import TransitionError
 from lbauto.orchestrate.executor import Executor
 from lbauto.orchestrate.journal import Journal, read_journal
-from lbauto.core.plan import Action, Kind, Plan, RouterChange, Step, Transition, VipState
 from tests.unit.fakes import FakeAgent, FakeRouters
 
 ip = ipaddress.ip_address

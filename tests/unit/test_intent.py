@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.errors import InventoryError
 from lbauto.core.intent import (
     desired_by_router,
     desired_objects,
@@ -25,11 +24,11 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
-    Platform,
     Router,
     StaticRoute,
     Vip,
 )
+from lbauto.errors import InventoryError
 
 
 def ip(s: str) -> IPAddress:
@@ -42,8 +41,8 @@ def net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 LB1 = Agent("lb1", "http://198.18.0.21:8080", ip("198.51.100.10"), ip("2001:db8:100::10"))  # type: ignore[arg-type]
 LB2 = Agent("lb2", "http://198.18.0.22:8080", ip("198.51.100.11"))  # type: ignore[arg-type]
-STATIC = Router("r-frr", "198.18.0.11", Platform.FRR)
-PBR = Router("r-eos", "198.18.0.12", Platform.EOS, Method.PBR, ingress=("Ethernet1", "Ethernet2"))
+STATIC = Router("r-frr", "198.18.0.11", "frr")
+PBR = Router("r-eos", "198.18.0.12", "eos", Method.PBR, ingress=("Ethernet1", "Ethernet2"))
 
 
 def inventory(*vips: Vip, agents: tuple[Agent, ...] = (LB1,)) -> Inventory:
@@ -91,7 +90,7 @@ def test_ipv6_vip_routes_only_to_agents_with_an_ipv6_next_hop() -> None:
 
 
 def test_single_vip_static_bypass_uses_router_distance_and_tag() -> None:
-    router = Router("r", "h", Platform.FRR, tag=77, lb_distance=250, bypass_distance=5)
+    router = Router("r", "h", "frr", tag=77, lb_distance=250, bypass_distance=5)
     inv = inventory(vip("api", "192.0.2.11", "198.51.100.24"))
     assert desired_objects(inv, router, frozenset()) == {
         StaticRoute(net("192.0.2.11/32"), ip("198.51.100.10"), 250, 77),
@@ -191,7 +190,7 @@ def test_two_vips_claiming_one_seq_keep_it_only_once() -> None:
 
 
 def test_too_many_pbr_vips_for_frr_is_a_clear_error() -> None:
-    frr_pbr = Router("r-frr", "h", Platform.FRR, Method.PBR, ingress=("eth1",))
+    frr_pbr = Router("r-frr", "h", "frr", Method.PBR, ingress=("eth1",))
     base = int(ip("198.18.0.0"))
     vips = tuple(
         Vip(f"v{i}", ipaddress.IPv4Address(base + i), (ip("198.51.100.21"),)) for i in range(701)
@@ -246,8 +245,8 @@ def test_sort_order_is_by_vip_then_routes_then_rules_with_bindings_last() -> Non
 
 
 def test_desired_by_router_equals_desired_objects_and_shares_equal_routers() -> None:
-    frr2 = Router("r-frr2", "198.18.0.13", Platform.IOS)  # same settings as r-frr
-    eos2 = Router("r-eos2", "198.18.0.14", Platform.EOS, Method.PBR, ingress=PBR.ingress)
+    frr2 = Router("r-frr2", "198.18.0.13", "ios")  # same settings as r-frr
+    eos2 = Router("r-eos2", "198.18.0.14", "eos", Method.PBR, ingress=PBR.ingress)
     inv = Inventory(
         Path("inv"),
         (STATIC, PBR, frr2, eos2),

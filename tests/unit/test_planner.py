@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from lbauto.errors import InventoryError
 from lbauto.core.model import (
     Agent,
     AgentVip,
@@ -25,7 +24,6 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
-    Platform,
     Router,
     StaticRoute,
     Transit,
@@ -33,6 +31,7 @@ from lbauto.core.model import (
 )
 from lbauto.core.plan import Action, Kind, Plan, PlanOptions, RouterChange, Step, Transition
 from lbauto.core.planner import make_plan
+from lbauto.errors import InventoryError
 from tests.simulate import apply_plan, apply_steps
 
 
@@ -46,8 +45,8 @@ def net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 LB1 = Agent("lb1", "http://198.18.0.21:8080", ip("198.51.100.10"), ip("2001:db8:100::10"))  # type: ignore[arg-type]
 LB2 = Agent("lb2", "http://198.18.0.22:8080", ip("198.51.100.11"), ip("2001:db8:100::11"))  # type: ignore[arg-type]
-FRR = Router("r-frr", "198.18.0.11", Platform.FRR)
-EOS = Router("r-eos", "198.18.0.12", Platform.EOS, Method.PBR, ingress=("Ethernet1",))
+FRR = Router("r-frr", "198.18.0.11", "frr")
+EOS = Router("r-eos", "198.18.0.12", "eos", Method.PBR, ingress=("Ethernet1",))
 OPTS = PlanOptions(transit_seconds=45.0, drain_timeout=20.0)
 
 A = "198.51.100.21"
@@ -619,7 +618,7 @@ def test_plan_routers_is_the_union_of_all_pushes() -> None:
 
 
 def test_push_steps_name_only_routers_with_a_change_in_name_order() -> None:
-    routers = (Router("r2", "h", Platform.IOS), Router("r1", "h", Platform.NXOS))
+    routers = (Router("r2", "h", "ios"), Router("r1", "h", "nxos"))
     plan = make_plan(inventory(WEB, routers=routers), ObservedState())
     step = plan.transitions[0].steps[1]
     assert [rc.router for rc in step.routers] == ["r1", "r2"]

@@ -33,7 +33,6 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
-    Platform,
     Router,
     StaticRoute,
     Vip,
@@ -41,6 +40,7 @@ from lbauto.core.model import (
 )
 from lbauto.core.plan import Action, Kind, Plan, Transition
 from lbauto.core.planner import make_plan
+from lbauto.platforms import PLATFORMS
 from tests.simulate import apply_plan, apply_steps
 
 SETTINGS = settings(
@@ -56,7 +56,7 @@ V6_VIPS = [ipaddress.ip_address(f"2001:db8:10::{i}") for i in range(10, 14)]
 V4_DIPS = [ipaddress.ip_address(f"198.51.100.{i}") for i in range(21, 27)]
 V6_DIPS = [ipaddress.ip_address(f"2001:db8:100::{i}") for i in range(21, 24)]
 RETIRED_AGENT = ipaddress.ip_address("198.51.100.19")
-PLATFORMS = list(Platform)
+PLATFORM_NAMES = list(PLATFORMS)
 
 
 def _agents(draw: Any) -> tuple[Agent, ...]:
@@ -83,7 +83,7 @@ def _routers(draw: Any) -> tuple[Router, ...]:
             Router(
                 f"r{i}",
                 f"198.18.0.{11 + i}",
-                draw(st.sampled_from(PLATFORMS)),
+                draw(st.sampled_from(PLATFORM_NAMES)),
                 draw(st.sampled_from(list(Method))),
                 ingress=draw(st.sampled_from([("eth1",), ("eth1", "eth2")])),
                 bypass_distance=draw(st.sampled_from([1, 1, 5])),

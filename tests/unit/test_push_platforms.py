@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from lbauto.errors import PushError
 from lbauto.core.model import Platform, Router, StaticRoute
+from lbauto.errors import PushError
 from lbauto.push.drivers import open_driver, revert_seconds
 from lbauto.push.pipeline import PushAbortedError, RouterPush, Status, push
 from lbauto.push.verify import Expectation
@@ -85,9 +85,9 @@ def kwargs_of(
 @pytest.mark.parametrize(
     ("platform", "extra", "revert_in"),
     [
-        (Platform.EOS, {}, 90),  # config session `commit timer 00:01:30`
-        (Platform.JUNOS, {}, 120),  # commit confirmed counts whole minutes: 90 s -> 2 min
-        (Platform.IOS, {"archive": True}, 120),  # configure terminal revert timer, minutes
+        ("eos", {}, 90),  # config session `commit timer 00:01:30`
+        ("junos", {}, 120),  # commit confirmed counts whole minutes: 90 s -> 2 min
+        ("ios", {"archive": True}, 120),  # configure terminal revert timer, minutes
     ],
 )
 def test_commit_confirm_platforms(
@@ -110,7 +110,7 @@ def test_commit_confirm_platforms(
     assert res.diff_lines >= 1
 
 
-@pytest.mark.parametrize(("platform", "extra"), [(Platform.NXOS, {}), (Platform.IOS, {})])
+@pytest.mark.parametrize(("platform", "extra"), [("nxos", {}), ("ios", {})])
 def test_platforms_without_commit_confirm_commit_plainly(
     platform: Platform, extra: dict[str, Any]
 ) -> None:
@@ -128,13 +128,13 @@ def test_platforms_without_commit_confirm_commit_plainly(
 
 
 def test_revert_seconds_rounding_and_limits() -> None:
-    assert revert_seconds(router("r", Platform.JUNOS), 61) == 120
-    assert revert_seconds(router("r", Platform.IOS, archive=True), 9000) == 7200
-    assert revert_seconds(router("r", Platform.EOS), 7) == 7
-    assert revert_seconds(router("r", Platform.FRR), None) is None
+    assert revert_seconds(router("r", "junos"), 61) == 120
+    assert revert_seconds(router("r", "ios", archive=True), 9000) == 7200
+    assert revert_seconds(router("r", "eos"), 7) == 7
+    assert revert_seconds(router("r", "frr"), None) is None
 
 
-@pytest.mark.parametrize("platform", [Platform.EOS, Platform.IOS, Platform.NXOS, Platform.JUNOS])
+@pytest.mark.parametrize("platform", ["eos", "ios", "nxos", "junos"])
 def test_dry_run_diffs_and_discards(platform: Platform) -> None:
     result, calls = run([router("r1", platform)], dry_run=True)
     assert names(calls, "r1") == [
@@ -151,9 +151,9 @@ def test_dry_run_diffs_and_discards(platform: Platform) -> None:
 
 def test_one_failing_router_rolls_back_the_others() -> None:
     routers = [
-        router("eos1", Platform.EOS),
-        router("nxos1", Platform.NXOS),
-        router("junos1", Platform.JUNOS, scenario="wrong_next_hop"),
+        router("eos1", "eos"),
+        router("nxos1", "nxos"),
+        router("junos1", "junos", scenario="wrong_next_hop"),
     ]
     with pytest.raises(PushAbortedError) as info:
         run(routers, revert_in=60, verify_timeout=0)
@@ -171,7 +171,7 @@ def test_one_failing_router_rolls_back_the_others() -> None:
 
 def test_rollback_calls_per_router() -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = []
-    routers = [router("eos1", Platform.EOS), router("junos1", Platform.JUNOS, "wrong_next_hop")]
+    routers = [router("eos1", "eos"), router("junos1", "junos", "wrong_next_hop")]
     jobs = [RouterPush(r, LINES, Expectation(present=(BYPASS,))) for r in routers]
     with pytest.raises(PushAbortedError):
         push(jobs, opener=lambda r: Spy(open_driver(r), calls), verify_timeout=0)
@@ -184,7 +184,7 @@ def test_rollback_calls_per_router() -> None:
 def test_password_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with pytest.raises(PushAbortedError) as info:
-        run([router("eos1", Platform.EOS, scenario="commit_error")])
+        run([router("eos1", "eos", scenario="commit_error")])
     text = str(info.value) + " ".join(r.error or "" for r in info.value.result.results)
     assert "authorization failed" in text
     assert SECRET not in text
@@ -195,11 +195,11 @@ def test_password_never_appears_in_errors_or_logs(caplog: pytest.LogCaptureFixtu
 def test_missing_password_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LBP_TEST_PASSWORD")
     with pytest.raises(PushError, match="LBP_TEST_PASSWORD"):
-        open_driver(router("eos1", Platform.EOS))
+        open_driver(router("eos1", "eos"))
 
 
 def test_same_router_twice_is_refused() -> None:
-    r = router("eos1", Platform.EOS)
+    r = router("eos1", "eos")
     with pytest.raises(PushError, match="twice"):
         push([RouterPush(r, LINES), RouterPush(r, LINES)])
 
@@ -207,7 +207,7 @@ def test_same_router_twice_is_refused() -> None:
 def test_empty_change_is_unchanged_without_touching_config() -> None:
     calls: list[tuple[str, str, dict[str, Any]]] = []
     result = push(
-        [RouterPush(router("eos1", Platform.EOS), "")],
+        [RouterPush(router("eos1", "eos"), "")],
         opener=lambda r: Spy(open_driver(r), calls),
     )
     assert result.results[0].status is Status.UNCHANGED
@@ -219,7 +219,7 @@ def test_connection_failure_names_router_without_password(caplog: pytest.LogCapt
     frr = Router(
         name="edge1",
         hostname="127.0.0.1",
-        platform=Platform.FRR,
+        platform="frr",
         port=1,  # nothing listens: connection refused, for real
         username="netops",
         password_env="LBP_TEST_PASSWORD",

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lbauto.core.model import POLICY_PREFIX, PbrBinding, PbrRule, Platform, StaticRoute
+from lbauto.core.model import POLICY_PREFIX, PbrBinding, PbrRule, StaticRoute
 from lbauto.core.plan import RouterChange
 from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text, print_result
 from lbauto.push.verify import Expectation, check
@@ -74,21 +74,21 @@ def test_frr_interface_stays_bound_when_one_family_goes() -> None:
     after = FrrPbrShow([RULE4], ["cli"])
     observed = (RULE4, RULE6, B4, B6)
     exp = Expectation.of(remove=(RULE6, B6), add=(), observed=observed)
-    assert check(after, Platform.FRR, exp) == []
-    assert check(after, Platform.FRR, Expectation.of(remove=(RULE6, B6), add=())) == []
+    assert check(after, "frr", exp) == []
+    assert check(after, "frr", Expectation.of(remove=(RULE6, B6), add=())) == []
     # Not in the IPv6 rule's case: it must be gone.
     stale = FrrPbrShow([RULE4, RULE6], ["cli"])
-    assert check(stale, Platform.FRR, exp) == [f"pbr-map {POLICY_PREFIX} seq 2 still present"]
+    assert check(stale, "frr", exp) == [f"pbr-map {POLICY_PREFIX} seq 2 still present"]
 
 
 def test_frr_interface_must_be_unbound_when_no_binding_remains() -> None:
     still_bound = FrrPbrShow([], ["cli"])
     problem = f"policy {POLICY_PREFIX} still applied on interface cli"
     both = Expectation.of(remove=(RULE4, RULE6, B4, B6), add=())
-    assert check(still_bound, Platform.FRR, both) == [problem]
+    assert check(still_bound, "frr", both) == [problem]
     last = Expectation.of(remove=(RULE4, B4), add=(), observed=(RULE4, B4))
-    assert check(still_bound, Platform.FRR, last) == [problem]
-    assert check(FrrPbrShow([], []), Platform.FRR, last) == []
+    assert check(still_bound, "frr", last) == [problem]
+    assert check(FrrPbrShow([], []), "frr", last) == []
 
 
 def test_config_text() -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.errors import RenderError
 from lbauto.core.model import (
     IPAddress,
     Method,
@@ -30,16 +29,18 @@ from lbauto.core.model import (
     Router,
     StaticRoute,
 )
-from lbauto.render import render_changes, render_config
+from lbauto.errors import RenderError
+from lbauto.platforms import PLATFORMS
+from lbauto.platforms.render import render_changes, render_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("LBAUTO_UPDATE_GOLDENS") == "1"
 INGRESS = {
-    Platform.FRR: "eth1",
-    Platform.EOS: "Ethernet1",
-    Platform.IOS: "GigabitEthernet1",
-    Platform.NXOS: "Ethernet1/1",
-    Platform.JUNOS: "ge-0/0/1",
+    "frr": "eth1",
+    "eos": "Ethernet1",
+    "ios": "GigabitEthernet1",
+    "nxos": "Ethernet1/1",
+    "junos": "ge-0/0/1",
 }
 VTYSH = shutil.which("vtysh")
 FRR_RELOAD = Path("/usr/lib/frr/frr-reload.py")
@@ -90,7 +91,7 @@ class Case:
         self.add = [bypass[13]]
 
 
-CASES = [(p, m, f) for p in Platform for m in (Method.STATIC, Method.PBR) for f in (4, 6)]
+CASES = [(p, m, f) for p in PLATFORMS for m in (Method.STATIC, Method.PBR) for f in (4, 6)]
 
 
 def _golden(path: Path, text: str) -> None:
@@ -104,7 +105,7 @@ def _golden(path: Path, text: str) -> None:
 @pytest.mark.parametrize(("platform", "method", "family"), CASES, ids=str)
 def test_golden_full_and_change(platform: Platform, method: Method, family: int) -> None:
     case = Case(platform, method, family)
-    stem = GOLDEN / platform.value / f"{method.value}-v{family}"
+    stem = GOLDEN / platform / f"{method.value}-v{family}"
     _golden(stem.with_name(stem.name + "-full.txt"), render_config(case.router, case.full))
     lines = render_changes(case.router, case.remove, case.add, observed=case.full)
     _golden(stem.with_name(stem.name + "-change.txt"), "\n".join(lines) + "\n")
@@ -126,7 +127,7 @@ def test_frr_config_round_trips_through_frr_reload(
     tmp_path: Path, method: Method, family: int
 ) -> None:
     """The rendered config fed as both running and new config gives no changes at all."""
-    case = Case(Platform.FRR, method, family)
+    case = Case("frr", method, family)
     conf = tmp_path / "c.conf"
     conf.write_text(render_config(case.router, case.full))
     res = subprocess.run(
@@ -148,7 +149,7 @@ def test_frr_tag_before_distance_and_bypass_without_distance_1() -> None:
         StaticRoute(net("192.0.2.10/32"), ip("198.51.100.21"), 1, 4242),
         StaticRoute(net("2001:db8:10::10/128"), ip("2001:db8:100::21"), 5, 7),
     ]
-    assert render_config(router(Platform.FRR), objs).splitlines() == [
+    assert render_config(router("frr"), objs).splitlines() == [
         "ip route 192.0.2.10/32 198.51.100.10 tag 4242 200",
         "ip route 192.0.2.10/32 198.51.100.21 tag 4242",
         "ipv6 route 2001:db8:10::10/128 2001:db8:100::21 tag 7 5",
@@ -158,9 +159,9 @@ def test_frr_tag_before_distance_and_bypass_without_distance_1() -> None:
 @pytest.mark.parametrize(
     ("platform", "line"),
     [
-        (Platform.EOS, "ip route 192.0.2.10/32 198.51.100.10 200 tag 4242"),
-        (Platform.IOS, "ip route 192.0.2.10 255.255.255.255 198.51.100.10 200 tag 4242"),
-        (Platform.NXOS, "ip route 192.0.2.10/32 198.51.100.10 tag 4242 200"),
+        ("eos", "ip route 192.0.2.10/32 198.51.100.10 200 tag 4242"),
+        ("ios", "ip route 192.0.2.10 255.255.255.255 198.51.100.10 200 tag 4242"),
+        ("nxos", "ip route 192.0.2.10/32 198.51.100.10 tag 4242 200"),
     ],
 )
 def test_static_route_word_order(platform: Platform, line: str) -> None:
@@ -169,7 +170,7 @@ def test_static_route_word_order(platform: Platform, line: str) -> None:
 
 
 def test_changes_order_removals_first_bindings_rules_routes_then_routes_rules_bindings() -> None:
-    r = router(Platform.FRR, Method.PBR)
+    r = router("frr", Method.PBR)
     old: list[OwnedObject] = [
         PbrBinding("eth1", 4),
         PbrRule(1, net("192.0.2.11/32"), ip("198.51.100.21")),
@@ -199,7 +200,7 @@ def test_shared_policy_binding_stays_while_other_family_has_rules() -> None:
     v6 = PbrRule(2, net("2001:db8:10::11/128"), ip("2001:db8:100::21"))
     b4, b6 = PbrBinding("eth1", 4), PbrBinding("eth1", 6)
     observed: set[OwnedObject] = {v4, v6, b4, b6}
-    for platform in (Platform.FRR, Platform.EOS):
+    for platform in ("frr", "eos"):
         r = router(platform, Method.PBR)
         lines = render_changes(r, [b6, v6], [], observed)
         assert not any("no pbr-policy" in x or "no service-policy" in x for x in lines), lines
@@ -208,7 +209,7 @@ def test_shared_policy_binding_stays_while_other_family_has_rules() -> None:
 
 
 def test_eos_drops_policy_map_only_when_no_rule_remains() -> None:
-    r = router(Platform.EOS, Method.PBR)
+    r = router("eos", Method.PBR)
     a = PbrRule(1, net("192.0.2.11/32"), ip("198.51.100.21"))
     b = PbrRule(2, net("192.0.2.12/32"), ip("198.51.100.22"))
     assert "no policy-map type pbr LBAUTO" not in render_changes(r, [a], [], {a, b})
@@ -218,7 +219,7 @@ def test_eos_drops_policy_map_only_when_no_rule_remains() -> None:
 
 
 def test_junos_deletes_whole_route_only_when_no_next_hop_survives() -> None:
-    r = router(Platform.JUNOS)
+    r = router("junos")
     lb = StaticRoute(net("192.0.2.11/32"), ip("198.51.100.10"), 200, 4242)
     bypass = StaticRoute(net("192.0.2.11/32"), ip("198.51.100.21"), 1, 4242)
     assert render_changes(r, [bypass], [], {lb, bypass}) == [
@@ -234,7 +235,7 @@ def test_junos_deletes_whole_route_only_when_no_next_hop_survives() -> None:
 
 
 def test_junos_new_terms_stay_before_the_default_term() -> None:
-    r = router(Platform.JUNOS, Method.PBR)
+    r = router("junos", Method.PBR)
     old = PbrRule(1, net("192.0.2.11/32"), ip("198.51.100.21"))
     new = PbrRule(2, net("192.0.2.12/32"), ip("198.51.100.22"))
     lines = render_changes(r, [], [new], {old})
@@ -248,7 +249,7 @@ def test_junos_new_terms_stay_before_the_default_term() -> None:
 
 
 def test_render_is_deterministic_whatever_the_input_order() -> None:
-    case = Case(Platform.EOS, Method.PBR, 4)
+    case = Case("eos", Method.PBR, 4)
     objs = list(case.full)
     first = render_config(case.router, objs)
     for seed in range(5):
@@ -259,7 +260,7 @@ def test_render_is_deterministic_whatever_the_input_order() -> None:
 # ------------------------------------------------------------------------ templates and defence
 
 
-@pytest.mark.parametrize("platform", list(Platform))
+@pytest.mark.parametrize("platform", list(PLATFORMS))
 @pytest.mark.parametrize(
     "name", ["eth1\n ip route 0.0.0.0/0 203.0.113.1", "eth1; reload", "eth1 ! x", "eth 1", ""]
 )
@@ -274,7 +275,7 @@ def test_interface_name_that_could_inject_a_command_is_rejected(
 
 
 def test_untyped_values_are_rejected() -> None:
-    r = router(Platform.FRR)
+    r = router("frr")
     bad_hop = StaticRoute(net("192.0.2.10/32"), "198.51.100.10\nip route 0.0.0.0/0 x", 200, 4242)  # type: ignore[arg-type]
     with pytest.raises(RenderError, match="not an IP address"):
         render_config(r, [bad_hop])
@@ -292,7 +293,7 @@ def test_rendered_separator_from_an_override_template_is_rejected(tmp_path: Path
     )
     route = StaticRoute(net("192.0.2.10/32"), ip("198.51.100.10"), 200, 4242)
     with pytest.raises(RenderError, match="second command"):
-        render_config(router(Platform.FRR), [route], template_dir=tmp_path)
+        render_config(router("frr"), [route], template_dir=tmp_path)
 
 
 def test_template_override_takes_precedence_per_platform(tmp_path: Path) -> None:
@@ -302,11 +303,11 @@ def test_template_override_takes_precedence_per_platform(tmp_path: Path) -> None
     )
     route = StaticRoute(net("192.0.2.10/32"), ip("198.51.100.10"), 200, 4242)
     assert (
-        render_config(router(Platform.FRR), [route], template_dir=tmp_path)
+        render_config(router("frr"), [route], template_dir=tmp_path)
         == "ip route 192.0.2.10/32 198.51.100.10 tag 4242 250\n"
     )
     # Platforms without an override still use the built-in templates.
-    assert render_config(router(Platform.NXOS), [route], template_dir=tmp_path).startswith(
+    assert render_config(router("nxos"), [route], template_dir=tmp_path).startswith(
         "ip route 192.0.2.10/32 198.51.100.10 tag 4242 200"
     )
 
@@ -315,25 +316,27 @@ def test_broken_override_template_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "eos").mkdir()
     (tmp_path / "eos" / "config.j2").write_text("{% for r in add_routes %}\n")
     with pytest.raises(RenderError, match=r"config\.j2 line .* eos"):
-        render_config(router(Platform.EOS), [], template_dir=tmp_path)
+        render_config(router("eos"), [], template_dir=tmp_path)
 
 
 def test_undefined_template_variable_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "ios").mkdir()
     (tmp_path / "ios" / "config.j2").write_text("{{ no_such_thing }}\n")
     with pytest.raises(RenderError, match="no_such_thing"):
-        render_config(router(Platform.IOS), [], template_dir=tmp_path)
+        render_config(router("ios"), [], template_dir=tmp_path)
 
 
-def test_templates_ship_inside_the_package() -> None:
+def test_every_platform_has_its_template_folder_and_ships_it() -> None:
     import lbauto
 
-    root = Path(lbauto.__file__).parent / "templates"
-    for platform in Platform:
-        assert (root / platform.value / "config.j2").is_file()
+    top = Path(__file__).parents[2] / "templates"
+    packaged = Path(lbauto.__file__).parent / "_templates"  # the wheel's copy (a symlink here)
+    for platform in PLATFORMS.values():
+        assert (top / platform.template_folder / "config.j2").is_file()
+        assert (packaged / platform.template_folder / "config.j2").is_file()
 
 
 def test_empty_input_renders_nothing() -> None:
-    for platform in Platform:
+    for platform in PLATFORMS:
         assert render_config(router(platform), []).strip() == ""
         assert render_changes(router(platform), [], []) == []

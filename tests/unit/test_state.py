@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lbauto.errors import StateError
 from lbauto.core.model import (
     AgentVip,
     Drain,
@@ -24,6 +23,7 @@ from lbauto.core.model import (
     StaticRoute,
     Transit,
 )
+from lbauto.errors import StateError
 from lbauto.inventory.statefile import load_state, state_from_json, state_to_json
 
 V = ipaddress.ip_address

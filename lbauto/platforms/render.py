@@ -1,6 +1,6 @@
 """Render lbauto-owned router configuration from typed objects with Jinja2 templates.
 
-One template per platform, ``lbauto/templates/<platform>/config.j2``, renders both the full
+One template per platform, ``templates/<platform>/config.j2``, renders both the full
 intended config (:func:`render_config`: additions only) and ordered change lines
 (:func:`render_changes`: removals, then additions). An inventory may override any template file
 with ``<template_dir>/<platform>/<file>.j2``.
@@ -23,14 +23,15 @@ import functools
 import ipaddress
 import operator
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from lbauto.errors import RenderError
 from lbauto.core.model import (
     POLICY_PREFIX,
     OwnedObject,
@@ -40,9 +41,17 @@ from lbauto.core.model import (
     Router,
     StaticRoute,
 )
+from lbauto.errors import RenderError
 from lbauto.platforms import PLATFORMS
 
-BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+#: ``templates/`` at the top of a source checkout; inside an installed wheel the same files are
+#: the package data ``lbauto/_templates`` (pyproject.toml maps one onto the other).
+_CHECKOUT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+BUILTIN_TEMPLATES = (
+    _CHECKOUT_TEMPLATES
+    if (_CHECKOUT_TEMPLATES / "frr").is_dir()
+    else Path(__file__).resolve().parents[1] / "_templates"
+)
 TEMPLATE = "config.j2"
 
 RouteRow: TypeAlias = tuple[int, str, str, str, str, int, int, bool]
@@ -69,7 +78,8 @@ def _environment(folder: str, template_dir: Path | None) -> jinja2.Environment:
     paths = [BUILTIN_TEMPLATES / folder]
     if template_dir is not None:
         paths.insert(0, Path(template_dir) / folder)
-    return jinja2.Environment(
+    # Sandboxed: an inventory's override templates are data from the inventory, not code.
+    return ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(p) for p in paths]),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -87,13 +97,13 @@ def _template(platform: Platform, template_dir: Path | None) -> jinja2.Template:
     except jinja2.TemplateNotFound:
         where = f"{template_dir}/{folder} or " if template_dir else ""
         raise RenderError(
-            f"no template {TEMPLATE} for platform {platform.value} in {where}"
+            f"no template {TEMPLATE} for platform {platform} in {where}"
             f"{BUILTIN_TEMPLATES / folder} (reinstall lbauto or fix the inventory's template_dir)"
         ) from None
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(
             f"template {exc.filename or TEMPLATE} line {exc.lineno} for platform"
-            f" {platform.value} is invalid: {exc.message}"
+            f" {platform} is invalid: {exc.message}"
         ) from None
 
 
@@ -247,7 +257,7 @@ def _check_numbers(router: Router, routes: Sequence[StaticRoute], rules: Sequenc
             if type(value) is not int or not low <= value <= high:
                 raise RenderError(
                     f"router {router.name}: {what} {value!r} is outside {low}..{high}"
-                    f" for platform {router.platform.value}"
+                    f" for platform {router.platform}"
                 )
 
 
@@ -305,7 +315,7 @@ def _context(
     fmt = _Formatter(router)
     return {
         "router": router.name,
-        "platform": router.platform.value,
+        "platform": router.platform,
         "policy": POLICY_PREFIX,
         "policy6": f"{POLICY_PREFIX}6",
         "full": full,
@@ -326,7 +336,7 @@ def _render(router: Router, context: dict[str, Any], template_dir: Path | None) 
         text = template.render(context)
     except jinja2.TemplateError as exc:
         raise RenderError(
-            f"router {router.name}: template {TEMPLATE} for platform {router.platform.value}"
+            f"router {router.name}: template {TEMPLATE} for platform {router.platform}"
             f" failed: {exc}"
         ) from None
     bad = _FORBIDDEN.search(text)
@@ -347,6 +357,8 @@ def _render(router: Router, context: dict[str, Any], template_dir: Path | None) 
 #: its inputs alive, so an ``id`` can never be reused while its entry exists.
 _MEMO: OrderedDict[tuple[object, ...], tuple[tuple[object, ...], Any]] = OrderedDict()
 _MEMO_SIZE = 64
+#: Routers render from parallel push threads: the LRU's reordering must not interleave.
+_MEMO_LOCK = threading.Lock()
 
 
 def _profile(router: Router) -> tuple[object, ...]:
@@ -363,14 +375,16 @@ def _memoized(base: tuple[object, ...], inputs: tuple[object, ...], make: Callab
     # Empty tuples and frozensets are not always one object: make them one, so they match.
     inputs = tuple(i if i else _EMPTY for i in inputs)
     key = (*base, *map(id, inputs))
-    hit = _MEMO.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
-        _MEMO.move_to_end(key)
-        return hit[1]
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+            _MEMO.move_to_end(key)
+            return hit[1]
     value = make()
-    _MEMO[key] = (inputs, value)
-    if len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    with _MEMO_LOCK:
+        _MEMO[key] = (inputs, value)
+        if len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
     return value
 
 

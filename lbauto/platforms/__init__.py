@@ -1,0 +1,66 @@
+"""Router platforms: one folder per platform, found at import.
+
+A platform is ``lbauto/platforms/<name>/`` exporting ``SPEC`` (a :class:`PlatformSpec`: facts as
+data, its running-config parser, its verification specifics), plus ``templates/<name>/`` and
+golden files under ``tests/golden/<name>/``. Adding a platform edits nothing else: the inventory
+accepts every name (and alias) found here, the renderer, the parser and the push pipeline look
+the platform up in :data:`PLATFORMS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from lbauto.core.model import OwnedObject
+from lbauto.errors import StateError
+from lbauto.platforms._parsing import Found
+from lbauto.platforms.spec import PlatformSpec
+
+__all__ = ["ALIASES", "PLATFORMS", "PlatformSpec", "canonical_name", "parse_owned", "spec"]
+
+
+def _discover() -> dict[str, PlatformSpec]:
+    found: dict[str, PlatformSpec] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.ispkg or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        platform: PlatformSpec = module.SPEC
+        if platform.name != info.name:
+            raise ImportError(
+                f"{module.__name__}.SPEC.name is {platform.name!r}, not {info.name!r}"
+            )
+        found[platform.name] = platform
+    return found
+
+
+#: Every platform by its inventory name, in name order.
+PLATFORMS: Mapping[str, PlatformSpec] = MappingProxyType(_discover())
+#: Alias (Nornir, NAPALM, netmiko names) -> platform name; names map to themselves.
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {**{a: p.name for p in PLATFORMS.values() for a in p.aliases}, **{n: n for n in PLATFORMS}}
+)
+
+
+def canonical_name(name: str) -> str | None:
+    """The platform ``name`` or one of its aliases stands for (case-insensitive), else None."""
+    return ALIASES.get(name.lower())
+
+
+def spec(platform: str) -> PlatformSpec:
+    """The spec of ``platform`` (an inventory's validated name)."""
+    return PLATFORMS[platform]
+
+
+def parse_owned(platform: str, running_config: str, tag: int) -> frozenset[OwnedObject]:
+    """The lbauto-owned objects in ``running_config``: static routes carrying ``tag`` and the
+    LBAUTO-named PBR rules and interface bindings. Junos expects ``set`` format."""
+    platform_spec = PLATFORMS.get(platform)
+    if platform_spec is None:
+        raise StateError(f"no running-config parser for platform {platform!r}")
+    found = Found(tag, platform_spec.default_distance)
+    platform_spec.parser(running_config, found)
+    return found.objects()

@@ -1,0 +1,64 @@
+"""FRR's PBR state, which NAPALM has no getter for: ``show pbr map json``, ``show pbr
+nexthop-groups json`` and ``show pbr interface json`` (field names checked on FRR 8.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lbauto.core.model import POLICY_PREFIX, OwnedObject, PbrBinding, PbrRule
+from lbauto.platforms.driver import NapalmDriver
+
+
+def _frr_pbr(
+    driver: NapalmDriver,
+) -> tuple[dict[int, dict[str, Any]], dict[str, set[str]], set[str]]:
+    out = driver.cli(
+        ["show pbr map json", "show pbr nexthop-groups json", "show pbr interface json"],
+        encoding="json",
+    )
+    maps, groups, ifaces = (
+        out["show pbr map json"],
+        out["show pbr nexthop-groups json"],
+        out["show pbr interface json"],
+    )
+    policies = {
+        int(p["sequenceNumber"]): p
+        for m in maps
+        if m.get("name") == POLICY_PREFIX
+        for p in m.get("policies", [])
+    }
+    hops = {str(g["name"]): {str(n.get("nexthop")) for n in g.get("nexthops", [])} for g in groups}
+    bound = {
+        str(i["name"]) for i in ifaces if i.get("policy") == POLICY_PREFIX and i.get("valid", True)
+    }
+    return policies, hops, bound
+
+
+def verify_pbr(
+    driver: NapalmDriver, present: Sequence[OwnedObject], absent: Sequence[OwnedObject]
+) -> list[str]:
+    policies, hops, bound = _frr_pbr(driver)
+    problems: list[str] = []
+    for obj in present:
+        if isinstance(obj, PbrRule):
+            p = policies.get(obj.seq)
+            group = f"{POLICY_PREFIX}{obj.seq}"
+            if p is None or p.get("matchDst") != str(obj.prefix):
+                problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} for {obj.prefix} missing")
+            elif not p.get("installed"):
+                problems.append(
+                    f"pbr-map {POLICY_PREFIX} seq {obj.seq} not installed: "
+                    f"{p.get('installedReason', '?')}"
+                )
+            elif str(obj.next_hop) not in hops.get(group, set()):
+                problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} not set to {obj.next_hop}")
+        elif isinstance(obj, PbrBinding) and obj.interface not in bound:
+            problems.append(f"policy {POLICY_PREFIX} not applied on interface {obj.interface}")
+    for obj in absent:
+        if isinstance(obj, PbrRule) and obj.seq in policies:
+            problems.append(f"pbr-map {POLICY_PREFIX} seq {obj.seq} still present")
+        elif isinstance(obj, PbrBinding) and obj.interface in bound:
+            problems.append(f"policy {POLICY_PREFIX} still applied on interface {obj.interface}")
+    # One pbr-policy serves both families: an interface's two bindings give one problem.
+    return list(dict.fromkeys(problems))
