@@ -1,7 +1,7 @@
 """Client of the agent API (docs/agent.md), used by the executor and the CLI.
 
-:class:`AgentClient` is the typed interface; :class:`HttpAgentClient` implements it with httpx
-(the ``transport`` is injectable, e.g. ``httpx.ASGITransport`` or ``httpx.MockTransport``).
+:class:`HttpAgentClient` implements :class:`lbauto.agent.protocol.AgentApi` with httpx (the
+``transport`` is injectable, e.g. ``httpx.ASGITransport`` or ``httpx.MockTransport``).
 Every failure is raised as :class:`lbauto.errors.AgentError` (HTTP 412 as ConflictError).
 """
 
@@ -11,51 +11,14 @@ import ipaddress
 import os
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-from lbauto.errors import AgentError, ConflictError
+from lbauto.agent.protocol import FlowCounts
 from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
-
-
-@dataclass(frozen=True)
-class FlowCounts:
-    total: int
-    per_dip: Mapping[IPAddress, int]
-
-
-class AgentClient(Protocol):
-    name: str
-
-    def health(self) -> dict[str, Any]: ...
-
-    def list_vips(self) -> dict[IPAddress, AgentVip]: ...
-
-    def get_vip(self, address: IPAddress) -> AgentVip | None: ...
-
-    def put_vip(
-        self,
-        address: IPAddress,
-        *,
-        mode: Mode,
-        dips: Sequence[IPAddress],
-        flow_tracking: bool,
-        name: str | None = None,
-        transit: Transit | None = None,
-        drain: Drain | None = None,
-        generation: int | None = None,
-    ) -> AgentVip: ...
-
-    def delete_vip(
-        self, address: IPAddress, generation: int | None = None, missing_ok: bool = True
-    ) -> None: ...
-
-    def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts: ...
-
-    def close(self) -> None: ...
+from lbauto.errors import AgentError, ConflictError
 
 
 def vip_from_json(doc: Mapping[str, Any]) -> AgentVip:
@@ -123,6 +86,9 @@ def agent_token(agent: Agent) -> str | None:
 
 
 class HttpAgentClient:
+    """One agent over HTTP. ``drain_idle``: :meth:`flows_per_dip` counts a connection as ended
+    once it has carried no packet for that many seconds (None: only when its entry expires)."""
+
     def __init__(
         self,
         base_url: str,
@@ -132,8 +98,10 @@ class HttpAgentClient:
         ca_file: Path | None = None,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        drain_idle: float | None = None,
     ) -> None:
         self.name = name or base_url
+        self.drain_idle = drain_idle
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
@@ -148,7 +116,11 @@ class HttpAgentClient:
 
     @classmethod
     def for_agent(
-        cls, agent: Agent, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+        cls,
+        agent: Agent,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        drain_idle: float | None = None,
     ) -> HttpAgentClient:
         return cls(
             agent.api,
@@ -157,6 +129,7 @@ class HttpAgentClient:
             ca_file=agent.ca_file,
             timeout=timeout,
             transport=transport,
+            drain_idle=drain_idle,
         )
 
     def close(self) -> None:
@@ -229,17 +202,17 @@ class HttpAgentClient:
         name: str | None = None,
         transit: Transit | None = None,
         drain: Drain | None = None,
-        generation: int | None = None,
+        if_match: int | None = None,
     ) -> AgentVip:
         body = vip_body(mode, dips, flow_tracking, name, transit, drain)
-        headers = {"If-Match": f'"{generation}"'} if generation is not None else None
+        headers = {"If-Match": f'"{if_match}"'} if if_match is not None else None
         r = self._request("PUT", f"/v1/vips/{address}", json=body, headers=headers, ok=(200, 201))
         return vip_from_json(r.json())
 
     def delete_vip(
-        self, address: IPAddress, generation: int | None = None, missing_ok: bool = True
+        self, address: IPAddress, *, if_match: int | None = None, missing_ok: bool = True
     ) -> None:
-        headers = {"If-Match": f'"{generation}"'} if generation is not None else None
+        headers = {"If-Match": f'"{if_match}"'} if if_match is not None else None
         ok = (204, 404) if missing_ok else (204,)
         self._request("DELETE", f"/v1/vips/{address}", headers=headers, ok=ok)
 
@@ -249,6 +222,9 @@ class HttpAgentClient:
         # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
         per = {ipaddress.ip_address(k): int(v) for k, v in doc["per_dip"].items() if _is_ip(k)}
         return FlowCounts(total=int(doc["total"]), per_dip=per)
+
+    def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
+        return self.flows(address, active_within=self.drain_idle).per_dip
 
 
 def _is_ip(text: str) -> bool:

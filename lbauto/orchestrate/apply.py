@@ -12,16 +12,17 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lbauto.agent.protocol import AgentApi
+from lbauto.core.model import Inventory, IPAddress, ObservedState
+from lbauto.core.plan import Kind, Plan, PlanOptions
+from lbauto.core.planner import make_plan
 from lbauto.errors import InventoryError, LbautoError
 from lbauto.inventory import load_inventory
-from lbauto.core.model import Inventory, IPAddress, ObservedState
 from lbauto.orchestrate.executor import EventHook, ExecResult, Executor
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.lock import apply_lock
-from lbauto.orchestrate.ports import AgentPort, RouterPort
+from lbauto.orchestrate.ports import RouterPort
 from lbauto.orchestrate.vipsfile import new_dips, rewrite_dips, write_atomic
-from lbauto.core.plan import Kind, Plan, PlanOptions
-from lbauto.core.planner import make_plan
 
 
 class AbortedError(LbautoError):
@@ -30,7 +31,7 @@ class AbortedError(LbautoError):
 
 @dataclass
 class Devices:
-    agents: Sequence[AgentPort]
+    agents: Sequence[AgentApi]
     routers: RouterPort
     #: Reads agents and routers now (raises before anything is changed if one is unreachable).
     observe: Callable[[], ObservedState]

@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from lbauto.errors import LbautoError, PushError, TransitionError
+from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import AgentVip, Drain, IPAddress, ObservedState, OwnedObject
-from lbauto.orchestrate.journal import Journal
-from lbauto.orchestrate.ports import AgentPort, RouterPort
 from lbauto.core.plan import Action, Plan, RouterChange, Step, Transition
+from lbauto.errors import LbautoError, PushError, TransitionError
+from lbauto.orchestrate.journal import Journal
+from lbauto.orchestrate.ports import RouterPort
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
 DRAIN_POLL = 0.25
@@ -80,7 +81,7 @@ EventHook = Callable[[str, str, str], None]  # (vip, action, event)
 class Executor:
     def __init__(
         self,
-        agents: Sequence[AgentPort],
+        agents: Sequence[AgentApi],
         routers: RouterPort,
         journal: Journal,
         observed: ObservedState,
@@ -165,7 +166,7 @@ class Executor:
         self._event(r, k, step, "end")
 
     def _agent_call(
-        self, agent: AgentPort, t: Transition, step: Step, before: AgentVip | None
+        self, agent: AgentApi, t: Transition, step: Step, before: AgentVip | None
     ) -> None:
         gen = before.generation if before else None
         if step.action is Action.REMOVE_VIP:

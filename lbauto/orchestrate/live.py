@@ -9,20 +9,18 @@ from typing import Any
 
 from rich.console import Console
 
-from lbauto.agent.client import AgentClient, HttpAgentClient
-from lbauto.errors import AgentError, StateError
+from lbauto.agent.client import HttpAgentClient
+from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import (
     AgentVip,
-    Drain,
     Inventory,
     IPAddress,
-    Mode,
     ObservedState,
     Router,
-    Transit,
 )
-from lbauto.orchestrate.apply import Devices
 from lbauto.core.plan import Plan
+from lbauto.errors import AgentError, StateError
+from lbauto.orchestrate.apply import Devices
 from lbauto.push.drivers import open_driver
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
@@ -90,48 +88,7 @@ class SessionPool:
                 driver.close()
 
 
-class AgentAdapter:
-    """An :class:`~lbauto.orchestrate.ports.AgentPort` over the HTTP agent client."""
-
-    def __init__(self, client: AgentClient, drain_idle: float | None = None) -> None:
-        self.client = client
-        self.name = client.name
-        self.drain_idle = drain_idle
-
-    def get_vip(self, address: IPAddress) -> AgentVip | None:
-        return self.client.get_vip(address)
-
-    def put_vip(
-        self,
-        address: IPAddress,
-        *,
-        name: str | None,
-        mode: Mode,
-        dips: Sequence[IPAddress],
-        flow_tracking: bool,
-        transit: Transit | None = None,
-        drain: Drain | None = None,
-        if_match: int | None = None,
-    ) -> AgentVip:
-        return self.client.put_vip(
-            address,
-            mode=mode,
-            dips=dips,
-            flow_tracking=flow_tracking,
-            name=name,
-            transit=transit,
-            drain=drain,
-            generation=if_match,
-        )
-
-    def delete_vip(self, address: IPAddress, *, if_match: int | None = None) -> None:
-        self.client.delete_vip(address, generation=if_match)
-
-    def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
-        return self.client.flows(address, active_within=self.drain_idle).per_dip
-
-
-def observe_agents(clients: Sequence[AgentClient]) -> dict[str, dict[IPAddress, AgentVip]]:
+def observe_agents(clients: Sequence[AgentApi]) -> dict[str, dict[IPAddress, AgentVip]]:
     """Every agent's VIPs; any unreachable agent stops the run before a device is touched."""
     out: dict[str, dict[IPAddress, AgentVip]] = {}
     problems: list[str] = []
@@ -150,7 +107,9 @@ def live_devices(
 ) -> Devices:
     """Real agents and routers. ``drain_idle``: a drain wait counts a connection as ended once
     it has carried no packet for that many seconds (None: only when its flow entry expires)."""
-    clients: list[AgentClient] = [HttpAgentClient.for_agent(a) for a in inv.agents]
+    clients: list[AgentApi] = [
+        HttpAgentClient.for_agent(a, drain_idle=drain_idle) for a in inv.agents
+    ]
     pool = SessionPool()
     fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir, opener=pool)
 
@@ -178,7 +137,7 @@ def live_devices(
         pool.close_all()
 
     return Devices(
-        agents=[AgentAdapter(c, drain_idle) for c in clients],
+        agents=clients,
         routers=fleet,
         observe=observe,
         diffs=diffs,

@@ -1,41 +1,14 @@
-"""The executor's seams: what it needs from an agent and from the routers.
+"""The executor's router seam (its agent seam is :class:`lbauto.agent.protocol.AgentApi`).
 
-Production adapters wrap :mod:`lbauto.agent.client` and :mod:`lbauto.push`; unit tests use plain
-hand-written fakes (``tests/unit/fakes.py``).
+Production: :class:`lbauto.push.pipeline.RouterFleet`; unit tests: ``tests/unit/fakes.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, Transit
 from lbauto.core.plan import RouterChange
-
-
-class AgentPort(Protocol):
-    """One agent's control API, as the executor uses it."""
-
-    name: str
-
-    def get_vip(self, address: IPAddress) -> AgentVip | None: ...
-
-    def put_vip(
-        self,
-        address: IPAddress,
-        *,
-        name: str | None,
-        mode: Mode,
-        dips: Sequence[IPAddress],
-        flow_tracking: bool,
-        transit: Transit | None = None,
-        drain: Drain | None = None,
-        if_match: int | None = None,
-    ) -> AgentVip: ...
-
-    def delete_vip(self, address: IPAddress, *, if_match: int | None = None) -> None: ...
-
-    def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]: ...
 
 
 class RouterPort(Protocol):

@@ -16,8 +16,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 
-from lbauto.errors import InventoryError
 from lbauto.core.model import IPAddress
+from lbauto.errors import InventoryError
 
 
 def _yaml() -> YAML:

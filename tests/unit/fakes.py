@@ -1,4 +1,5 @@
-"""Plain hand-written fakes for the executor's seams (agents and routers).
+"""Plain hand-written fakes for the executor's seams: an :class:`~lbauto.agent.protocol.AgentApi`
+and a :class:`~lbauto.orchestrate.ports.RouterPort`.
 
 They keep state in memory exactly like the real ports promise to: generations and If-Match on
 the agent, all-or-nothing pushes with one commit per router on the routers.
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
+from lbauto.agent.protocol import AgentApi, FlowCounts
 from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
 from lbauto.core.plan import RouterChange
 from lbauto.errors import AgentError, ConflictError, PushError
+from lbauto.orchestrate.ports import RouterPort
 
 
 @dataclass
 class FakeAgent:
     name: str
     vips: dict[IPAddress, AgentVip] = field(default_factory=dict)
-    flows: dict[IPAddress, dict[IPAddress, int]] = field(default_factory=dict)
+    flows_of: dict[IPAddress, dict[IPAddress, int]] = field(default_factory=dict)
     fail_on: set[str] = field(default_factory=set)  # method names that raise AgentError
     calls: list[str] = field(default_factory=list)
 
@@ -26,6 +30,14 @@ class FakeAgent:
         self.calls.append(what)
         if what in self.fail_on:
             raise AgentError(f"{what} refused (injected)", agent=self.name, status=503)
+
+    def health(self) -> dict[str, Any]:
+        self._check("health")
+        return {"status": "ok"}
+
+    def list_vips(self) -> dict[IPAddress, AgentVip]:
+        self._check("list_vips")
+        return dict(self.vips)
 
     def get_vip(self, address: IPAddress) -> AgentVip | None:
         self._check("get_vip")
@@ -35,10 +47,10 @@ class FakeAgent:
         self,
         address: IPAddress,
         *,
-        name: str | None,
         mode: Mode,
         dips: Sequence[IPAddress],
         flow_tracking: bool,
+        name: str | None = None,
         transit: Transit | None = None,
         drain: Drain | None = None,
         if_match: int | None = None,
@@ -51,20 +63,29 @@ class FakeAgent:
         vip = AgentVip(address, mode, tuple(dips), flow_tracking, gen, name, transit, drain)
         self.vips[address] = vip
         if not flow_tracking:
-            self.flows.pop(address, None)
+            self.flows_of.pop(address, None)
         return vip
 
-    def delete_vip(self, address: IPAddress, *, if_match: int | None = None) -> None:
+    def delete_vip(
+        self, address: IPAddress, *, if_match: int | None = None, missing_ok: bool = True
+    ) -> None:
         self._check("delete_vip")
         now = self.vips.get(address)
         if now is not None and if_match is not None and now.generation != if_match:
             raise ConflictError("generation mismatch", agent=self.name, status=412)
         self.vips.pop(address, None)
-        self.flows.pop(address, None)
+        self.flows_of.pop(address, None)
+
+    def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts:
+        per_dip = dict(self.flows_of.get(address, {}))
+        return FlowCounts(sum(per_dip.values()), per_dip)
 
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
         self._check("flows_per_dip")
-        return dict(self.flows.get(address, {}))
+        return dict(self.flows_of.get(address, {}))
+
+    def close(self) -> None:
+        self.calls.append("close")
 
     def settled(self) -> dict[IPAddress, AgentVip]:
         """VIPs as a finished run leaves them: timers expired, generation ignored."""
@@ -105,3 +126,8 @@ class FakeRouters:
             stale = [o for o in rc.remove if o in have]
             if missing or stale:
                 raise PushError(f"missing {missing} stale {stale}", router=rc.router)
+
+
+if TYPE_CHECKING:  # the fakes satisfy the production Protocols (checked by mypy)
+    _agent: AgentApi = FakeAgent("a")
+    _routers: RouterPort = FakeRouters()

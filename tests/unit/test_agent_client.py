@@ -95,7 +95,7 @@ def test_round_trip_returns_model_values(client: HttpAgentClient) -> None:
         flow_tracking=True,
         transit=Transit(D1, 30),
         drain=Drain((D1,), 10),
-        generation=1,
+        if_match=1,
     )
     assert v.generation == 2
     assert v.transit is not None and v.transit.dip == D1 and 0 < v.transit.seconds <= 30
@@ -104,7 +104,7 @@ def test_round_trip_returns_model_values(client: HttpAgentClient) -> None:
     assert (listed.dips, listed.generation) == ((D2,), 2)
     fc = client.flows(VIP)
     assert fc.total == 0
-    client.delete_vip(VIP, generation=2)
+    client.delete_vip(VIP, if_match=2)
     assert client.list_vips() == {}
     client.delete_vip(VIP)  # absent: fine by default
     with pytest.raises(AgentError, match="HTTP 404"):
@@ -114,7 +114,7 @@ def test_round_trip_returns_model_values(client: HttpAgentClient) -> None:
 def test_generation_mismatch_raises_conflict(client: HttpAgentClient) -> None:
     client.put_vip(VIP, mode=Mode.SINGLE, dips=[D1], flow_tracking=False)
     with pytest.raises(ConflictError) as e:
-        client.put_vip(VIP, mode=Mode.SINGLE, dips=[D2], flow_tracking=False, generation=5)
+        client.put_vip(VIP, mode=Mode.SINGLE, dips=[D2], flow_tracking=False, if_match=5)
     assert e.value.status == 412 and e.value.agent == "a1"
     assert client.get_vip(VIP) is not None
     assert client.get_vip(VIP).dips == (D1,)  # type: ignore[union-attr]

@@ -173,7 +173,7 @@ def test_one_failing_vip_does_not_stop_the_others(tmp_path: Path) -> None:
 
 def test_drain_wait_ends_when_flows_are_gone(tmp_path: Path) -> None:
     agent, _routers, ex, clock = setup(tmp_path, {VIP1: multi(VIP1, D1, D2)})
-    agent.flows[VIP1] = {D2: 3}
+    agent.flows_of[VIP1] = {D2: 3}
     polls = 0
     real = agent.flows_per_dip
 
@@ -181,7 +181,7 @@ def test_drain_wait_ends_when_flows_are_gone(tmp_path: Path) -> None:
         nonlocal polls
         polls += 1
         if polls == 4:
-            agent.flows[VIP1] = {D2: 0}
+            agent.flows_of[VIP1] = {D2: 0}
         return real(address)
 
     agent.flows_per_dip = draining  # type: ignore[method-assign]
@@ -197,7 +197,7 @@ def test_drain_wait_ends_when_flows_are_gone(tmp_path: Path) -> None:
 
 def test_drain_wait_is_bounded_by_its_timeout(tmp_path: Path) -> None:
     agent, _routers, ex, clock = setup(tmp_path, {VIP1: multi(VIP1, D1, D2)})
-    agent.flows[VIP1] = {D2: 5}
+    agent.flows_of[VIP1] = {D2: 5}
     ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
     assert 5.0 <= clock.now < 5.5
     ends = [
