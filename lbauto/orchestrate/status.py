@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from lbauto.core.model import (
     Agent,
     AgentVip,
@@ -105,40 +101,3 @@ def _observed_name(observed: ObservedState, address: IPAddress) -> str:
         if v and v.name:
             return v.name
     return "-"
-
-
-def print_status(console: Console, doc: dict[str, Any]) -> None:
-    table = Table(title="VIP status")
-    for col in ("VIP", "address", "desired", "agents", "bypass", "flows", "timers", "pending"):
-        table.add_column(col, overflow="fold")
-    for v in doc["vips"]:
-        want = v["desired"]
-        desired = f"{want['mode']} {len(want['dips'])} DIP(s)" if want else "absent"
-        agent_txt, flow_txt, timers = [], [], []
-        for name, a in v["agents"].items():
-            if a is None:
-                agent_txt.append(f"{name}: absent")
-                continue
-            track = "tracking" if a["flow_tracking"] else "no tracking"
-            agent_txt.append(f"{name}: {a['mode']} {len(a['dips'])} DIP(s), {track}")
-            flow_txt.append(
-                f"{name}: {a['flow_entries'] if a['flow_entries'] is not None else '?'}"
-            )
-            if a["transit"]:
-                timers.append(f"pin {a['transit']['dip']} {a['transit']['seconds_left']:.0f}s")
-            if a["drain"]:
-                timers.append(f"drain {len(a['drain']['dips'])} {a['drain']['seconds_left']:.0f}s")
-        bypass = "\n".join(f"{r}: {d}" for r, d in v["bypass"].items()) or "-"
-        pending = Text(v["pending"], style="yellow" if v["drift"] else "green")
-        table.add_row(
-            Text(v["vip"]),
-            v["address"],
-            desired,
-            Text("\n".join(agent_txt) or "-"),
-            Text(bypass),
-            "\n".join(flow_txt) or "-",
-            "\n".join(timers) or "-",
-            pending,
-        )
-    console.print(table)
-    console.print("[green]in sync[/]" if doc["in_sync"] else "[yellow]drift: run `lbauto apply`[/]")

@@ -26,7 +26,6 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from lbauto.core.model import OwnedObject, Router
 from lbauto.core.plan import RouterChange
@@ -400,41 +399,3 @@ class RouterFleet:
 
 
 # ---------------------------------------------------------------------------------- display
-
-
-_STYLE = {
-    Status.CHANGED: "green",
-    Status.UNCHANGED: "dim",
-    Status.FAILED: "bold red",
-    Status.ROLLED_BACK: "yellow",
-}
-
-
-def result_table(result: PushResult) -> Table:
-    title = "push (dry run: nothing changed)" if result.dry_run else "push"
-    table = Table(title=title)
-    for col in ("router", "platform", "result", "diff lines", "seconds", "error"):
-        table.add_column(col, justify="right" if col in ("diff lines", "seconds") else "left")
-    for r in result.results:
-        status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
-        table.add_row(
-            r.router,
-            r.platform,
-            f"[{_STYLE[r.status]}]{status}[/]",
-            str(r.diff_lines),
-            f"{r.seconds:.2f}",
-            r.error or "",
-        )
-    return table
-
-
-def print_result(console: Console, result: PushResult, diffs: bool = True) -> None:
-    """The per-router device diffs, then the result table."""
-    if diffs:
-        for r in result.results:
-            if r.diff.strip():
-                console.rule(f"{r.router} ({r.platform})")
-                for line in r.diff.splitlines():
-                    style = {"+": "green", "-": "red"}.get(line[:1], "")
-                    console.print(line, style=style, highlight=False, markup=False)
-    console.print(result_table(result))

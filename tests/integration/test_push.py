@@ -16,14 +16,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lbauto.cli.push import push_command
 from lbauto.core.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
 from lbauto.core.plan import RouterChange
 from lbauto.errors import PushError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab
-from lbauto.push.cli import push_command, reconcile_jobs
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import PushAbortedError, RouterFleet, RouterPush, Status, push
+from lbauto.push.reconcile import reconcile_jobs
 from lbauto.push.verify import Expectation
 from tests.integration.conftest import MakeLab, vtysh, wait_route
 

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from lbauto.core.model import POLICY_PREFIX, PbrBinding, PbrRule, StaticRoute
 from lbauto.core.plan import RouterChange
-from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text, print_result
+from lbauto.cli.present import print_result
+from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text
 from lbauto.push.verify import Expectation, check
 
 VIP = ipaddress.ip_network("192.0.2.10/32")

@@ -1,7 +1,6 @@
 """``lbauto push``: reconcile the routers' lbauto-owned config with the inventory, directly.
 
-Thin: parse, call :mod:`lbauto.push`, print. The lead registers :func:`push_command` as
-``lbauto push``.
+Thin: parse, call :mod:`lbauto.push`, print (registered in :mod:`lbauto.cli`).
 """
 
 from __future__ import annotations
@@ -14,39 +13,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lbauto.core.intent import desired_objects, owned_host_objects, sorted_objects
-from lbauto.core.model import Inventory, ObservedRouter
+from lbauto.cli.present import print_result
 from lbauto.errors import InventoryError
-from lbauto.platforms.render import render_changes
 from lbauto.push.pipeline import (
     DEFAULT_REVERT_IN,
     PushAbortedError,
     PushResult,
-    RouterPush,
-    config_text,
-    print_result,
     push,
 )
-from lbauto.push.verify import Expectation
-
-
-def reconcile_jobs(
-    inv: Inventory, observed: dict[str, ObservedRouter], names: list[str] | None = None
-) -> list[RouterPush]:
-    """Per router: the change from its observed lbauto-owned objects to the intended ones."""
-    jobs = []
-    for router in inv.routers:
-        if names and router.name not in names:
-            continue
-        seen = observed[router.name].objects if router.name in observed else frozenset()
-        desired = desired_objects(inv, router, seen)
-        remove = sorted_objects(set(owned_host_objects(seen)) - desired)
-        add = sorted_objects(desired - seen)
-        lines = render_changes(router, remove, add, seen, template_dir=inv.template_dir)
-        # Verify the whole intent, not only the change: drift elsewhere shows up too.
-        expect = Expectation.of(remove, sorted_objects(desired), seen)
-        jobs.append(RouterPush(router, config_text(lines), expect))
-    return jobs
+from lbauto.push.reconcile import reconcile_jobs
 
 
 def push_command(

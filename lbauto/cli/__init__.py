@@ -1,0 +1,34 @@
+"""The ``lbauto`` command line: parse, call the library, print (:mod:`lbauto.cli.present`).
+
+Errors derived from :class:`lbauto.errors.LbautoError` print one line per problem and exit 1;
+anything else keeps its traceback (it is a bug). Every command is registered at import, so
+tests run the app in process with typer's ``CliRunner``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lbauto.agent.cli import app as agent_app
+from lbauto.cli import live, offline, push
+from lbauto.cli.lab import app as lab_app
+from lbauto.cli.options import app
+from lbauto.errors import LbautoError
+
+app.add_typer(lab_app, name="lab", help="Build and drive the network-namespace lab.")
+app.add_typer(agent_app, name="agent", help="Run the bundled LB agent.")
+app.command("push")(push.push_command)
+
+__all__ = ["app", "live", "main", "offline"]
+
+
+def main() -> None:
+    """Entry point. Typer handles usage errors, --help and exit codes (standalone mode);
+    lbauto's own errors become one ``error:`` line per problem and exit 1."""
+    try:
+        app()
+    except LbautoError as exc:
+        # Plain writes: one problem per line, never wrapped (scripts grep these lines).
+        for line in str(exc).splitlines() or ["error"]:
+            sys.stderr.write(f"error: {line}\n")
+        sys.exit(1)
