@@ -5,10 +5,14 @@
     ├── StateError               an observed-state file or live observation is unusable
     ├── RenderError              a template is missing or failed for a platform
     ├── PushError                a router push, verification or rollback failed
+    │   └── PushAbortedError     a push failed somewhere; every router it changed was rolled back
     ├── AgentError               an agent API call failed (HTTP error, auth, conflict, timeout)
+    │   └── ConflictError        the VIP changed meanwhile (HTTP 412 on If-Match)
     ├── ConfigError              the agent's own configuration (file, flags, token) is invalid
     ├── RequestError             the agent refuses an API request (carries the HTTP status)
     ├── TransitionError          a transition step failed (names VIP, step, device, cause)
+    ├── LockedError              another apply holds the inventory's lock (names the holder)
+    ├── AbortedError             the operator declined the plan
     └── LabError                 the namespace lab could not be built, used or removed
 
 Vendor and library exceptions are caught where lbauto calls them, cleaned up after, and
@@ -18,6 +22,10 @@ re-raised as one of these with a message a network engineer understands.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lbauto.push.pipeline import PushResult
 
 
 class LbautoError(Exception):
@@ -46,6 +54,15 @@ class PushError(LbautoError):
     def __init__(self, message: str, router: str | None = None) -> None:
         self.router = router
         super().__init__(f"{router}: {message}" if router else message)
+
+
+class PushAbortedError(PushError):
+    """A push failed on some router; every router changed by the call was rolled back.
+    ``result`` holds the per-router outcome (for the result table)."""
+
+    def __init__(self, message: str, router: str | None, result: PushResult) -> None:
+        super().__init__(message, router=router)
+        self.result = result
 
 
 class AgentError(LbautoError):
@@ -83,3 +100,11 @@ class TransitionError(LbautoError):
 
 class LabError(LbautoError):
     """The namespace lab could not be built, used or removed."""
+
+
+class LockedError(LbautoError):
+    """Another apply holds the inventory's lock."""
+
+
+class AbortedError(LbautoError):
+    """The operator declined the plan."""

@@ -113,7 +113,8 @@ class Router:
     #: Name of the environment variable that holds the password (never the password itself).
     password_env: str | None = None
     #: Driver-specific NAPALM optional_args (key_file, pathspace, transport, netns, ...).
-    optional_args: Mapping[str, Any] = field(default_factory=dict)
+    #: Left out of the hash (a dict is unhashable); equality still compares it.
+    optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

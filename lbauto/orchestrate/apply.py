@@ -16,17 +16,13 @@ from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import Inventory, IPAddress, ObservedState
 from lbauto.core.plan import Kind, Plan, PlanOptions
 from lbauto.core.planner import make_plan
-from lbauto.errors import InventoryError, LbautoError
+from lbauto.errors import AbortedError, InventoryError, LbautoError
 from lbauto.inventory import load_inventory
 from lbauto.orchestrate.executor import EventHook, ExecResult, Executor
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.lock import apply_lock
 from lbauto.orchestrate.ports import RouterPort
 from lbauto.orchestrate.vipsfile import new_dips, rewrite_dips, write_atomic
-
-
-class AbortedError(LbautoError):
-    """The operator declined the plan."""
 
 
 @dataclass

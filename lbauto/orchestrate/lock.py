@@ -17,11 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lbauto.errors import LbautoError
-
-
-class LockedError(LbautoError):
-    """Another apply holds the inventory's lock."""
+from lbauto.errors import LockedError
 
 
 def _holder_text(path: Path) -> str:

@@ -94,17 +94,17 @@ def _template(platform: Platform, template_dir: Path | None) -> jinja2.Template:
     env = _environment(folder, template_dir)
     try:
         return env.get_template(TEMPLATE)
-    except jinja2.TemplateNotFound:
+    except jinja2.TemplateNotFound as exc:
         where = f"{template_dir}/{folder} or " if template_dir else ""
         raise RenderError(
             f"no template {TEMPLATE} for platform {platform} in {where}"
             f"{BUILTIN_TEMPLATES / folder} (reinstall lbauto or fix the inventory's template_dir)"
-        ) from None
+        ) from exc
     except jinja2.TemplateSyntaxError as exc:
         raise RenderError(
             f"template {exc.filename or TEMPLATE} line {exc.lineno} for platform"
             f" {platform} is invalid: {exc.message}"
-        ) from None
+        ) from exc
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -338,7 +338,7 @@ def _render(router: Router, context: dict[str, Any], template_dir: Path | None) 
         raise RenderError(
             f"router {router.name}: template {TEMPLATE} for platform {router.platform}"
             f" failed: {exc}"
-        ) from None
+        ) from exc
     bad = _FORBIDDEN.search(text)
     if bad:
         start = text.rfind("\n", 0, bad.start()) + 1

@@ -16,6 +16,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from napalm.base.exceptions import ModuleImportError, NapalmException
+from netmiko.exceptions import NetmikoBaseException
+from paramiko.ssh_exception import SSHException
+
 from lbauto.core.model import Router
 from lbauto.errors import PushError
 from lbauto.platforms import PLATFORMS
@@ -24,6 +28,18 @@ log = logging.getLogger("lbauto.push")
 
 #: Opens (and connects) a NAPALM driver for a router; injectable for tests and dry tooling.
 Opener = Callable[[Router], Any]
+
+#: What a device, its transport or its NAPALM driver raise when the device or the network
+#: misbehaves: caught at the push boundary and reported per router. Anything else is a bug
+#: and keeps its traceback.
+DEVICE_ERRORS: tuple[type[BaseException], ...] = (
+    NapalmException,
+    NetmikoBaseException,
+    SSHException,
+    OSError,
+    EOFError,
+    TimeoutError,
+)
 
 #: optional_args keys lbauto reads itself and never passes to a NAPALM driver.
 LBAUTO_OPTIONS = frozenset({"napalm_driver", "archive", "revert_in"})
@@ -113,6 +129,12 @@ def open_driver(router: Router, timeout: int = 60) -> Any:
     password = password_for(router)
     try:
         driver_cls = get_network_driver(name)
+    except ModuleImportError as exc:
+        raise PushError(
+            f"no NAPALM driver {name!r} is installed (optional_args.napalm_driver or platform)",
+            router=router.name,
+        ) from exc
+    try:
         driver = driver_cls(
             router.hostname,
             router.username or getpass.getuser(),
@@ -121,12 +143,12 @@ def open_driver(router: Router, timeout: int = 60) -> Any:
             optional_args=driver_args(router),
         )
         driver.open()
-    except Exception as exc:  # NAPALM and vendor libraries raise anything here
+    except DEVICE_ERRORS as exc:
         raise PushError(
             f"cannot connect to {router.hostname} with NAPALM driver {name!r}: "
             f"{mask(describe(exc), [password])}",
             router=router.name,
-        ) from None
+        ) from exc
     log.debug("%s: connected with NAPALM driver %s", router.name, name)
     return driver
 

@@ -13,7 +13,7 @@ from typing import Any
 from lbauto.core.model import Inventory, ObservedRouter, Router
 from lbauto.errors import LbautoError, StateError
 from lbauto.platforms import PLATFORMS, parse_owned
-from lbauto.push.drivers import Opener, describe, mask, open_driver
+from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver
 
 
 def running_config(driver: Any, router: Router) -> str:
@@ -29,13 +29,13 @@ def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRout
     try:
         driver = opener(router)
     except LbautoError as exc:
-        raise StateError(f"cannot observe router {router.name}: {exc}") from None
+        raise StateError(f"cannot observe router {router.name}: {exc}") from exc
     try:
         text = running_config(driver, router)
-    except Exception as exc:
+    except DEVICE_ERRORS as exc:
         raise StateError(
             f"cannot read the running config of router {router.name}: {mask(describe(exc))}"
-        ) from None
+        ) from exc
     finally:
         driver.close()
     try:

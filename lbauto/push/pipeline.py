@@ -29,14 +29,16 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 
 from lbauto.core.model import OwnedObject, Router
 from lbauto.core.plan import RouterChange
-from lbauto.errors import LbautoError, PushError
+from lbauto.errors import LbautoError, PushAbortedError, PushError
 from lbauto.platforms.render import render_changes
-from lbauto.push.drivers import Opener, describe, mask, open_driver, revert_seconds
+from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver, revert_seconds
 from lbauto.push.verify import Expectation, verify
 
 log = logging.getLogger("lbauto.push")
 
 DEFAULT_REVERT_IN = 120
+#: Failures reported per router in the result; anything else is a bug and propagates.
+_EXPECTED: tuple[type[BaseException], ...] = (LbautoError, *DEVICE_ERRORS)
 DEFAULT_VERIFY_TIMEOUT = 10.0
 
 
@@ -103,15 +105,6 @@ class PushResult:
         return {"dry_run": self.dry_run, "routers": [r.to_json() for r in self.results]}
 
 
-class PushAbortedError(PushError):
-    """A push failed on some router; every router changed by the call was rolled back.
-    ``result`` holds the per-router outcome (for the result table)."""
-
-    def __init__(self, message: str, router: str | None, result: PushResult) -> None:
-        super().__init__(message, router=router)
-        self.result = result
-
-
 class _Progress:
     """Per-router progress lines on a rich console; silent without one."""
 
@@ -157,7 +150,7 @@ class _Session:
         if self.driver is not None:
             try:
                 self.driver.close()
-            except Exception as exc:  # a dead session must not hide the push outcome
+            except _EXPECTED as exc:  # a dead session must not hide the push outcome
                 log.debug("%s: close failed: %s", self.name, mask(describe(exc)))
             self.driver = None
 
@@ -173,7 +166,7 @@ def _rollback(session: _Session, progress: _Progress) -> str | None:
     progress.stage(session.name, "rolling back")
     try:
         session.driver.rollback()
-    except Exception as exc:
+    except _EXPECTED as exc:
         return mask(f"rollback failed: {describe(exc)}")
     return None
 
@@ -206,13 +199,13 @@ def _prepare(
         progress.stage(name, f"committing (revert in {seconds} s)" if seconds else "committing")
         session.driver.commit_config(revert_in=seconds)
         res.committed, res.pending, res.status = True, seconds is not None, Status.CHANGED
-    except Exception as exc:
+    except _EXPECTED as exc:
         _fail(session, "push failed", exc)
         return
     progress.stage(name, "verifying")
     try:
         problems = verify(session.driver, job.router.platform, job.expect, verify_timeout)
-    except Exception as exc:
+    except _EXPECTED as exc:
         problems = [f"verification could not run: {describe(exc)}"]
     if problems:
         res.status = Status.FAILED
@@ -236,7 +229,7 @@ def _finish(session: _Session, any_failed: bool, progress: _Progress) -> None:
             progress.stage(session.name, "confirming")
             session.driver.confirm_commit()
             res.pending = False
-    except Exception as exc:
+    except _EXPECTED as exc:
         _fail(session, "confirm failed", exc)
     finally:
         res.seconds = time.monotonic() - session.started

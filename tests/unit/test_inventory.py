@@ -499,7 +499,7 @@ def test_unknown_platform_lists_valid_ones(tmp_path: Path) -> None:
 def test_missing_hostname_and_platform(tmp_path: Path) -> None:
     write(tmp_path, hosts="r1:\n  port: 22\n")
     expect(tmp_path, "hosts.yaml", 1, "host 'r1'", "hostname is missing")
-    expect(tmp_path, "hosts.yaml", 1, "host 'r1'", "platform is missing", "frr, eos")
+    expect(tmp_path, "hosts.yaml", 1, "host 'r1'", "platform is missing", "eos, frr")
 
 
 def test_pbr_router_without_ingress(tmp_path: Path) -> None:
