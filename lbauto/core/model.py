@@ -219,11 +219,24 @@ class AgentVip:
 
 
 @dataclass(frozen=True)
+class PendingCommit:
+    """A commit on a router that still waits for its confirmation: unless it is confirmed,
+    the router puts its previous config back by itself at ``deadline``. The objects observed
+    on the router include what this commit changed."""
+
+    commit_id: str | None = None  # the driver's id for it (FRR), None where it has none
+    deadline: float | None = None  # epoch seconds, None where the platform does not say
+    session: str | None = None  # the driver session that made it, where known
+
+
+@dataclass(frozen=True)
 class ObservedRouter:
-    """The lbauto-owned objects found on one router (by tag and LBAUTO name)."""
+    """The lbauto-owned objects found on one router (by tag and LBAUTO name), and the commit
+    that awaits confirmation there, if any."""
 
     name: str
     objects: frozenset[OwnedObject] = frozenset()
+    pending: PendingCommit | None = None
 
 
 @dataclass(frozen=True)
@@ -236,3 +249,7 @@ class ObservedState:
     def router_objects(self, name: str) -> frozenset[OwnedObject]:
         r = self.routers.get(name)
         return r.objects if r else frozenset()
+
+    def pending_commits(self) -> dict[str, PendingCommit]:
+        """Per router, the commit waiting for confirmation (drift until ``apply`` resolves it)."""
+        return {n: r.pending for n, r in sorted(self.routers.items()) if r.pending is not None}

@@ -39,103 +39,54 @@ known only from agents or routers is named after the agent's name for it, else i
 
 from __future__ import annotations
 
-import gc
+import functools
 import ipaddress
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
+from lbauto.core._index import (
+    ChangeTable,
+    IntentCache,
+    Objs,
+    ObservedIndex,
+    PKey,
+    RouterWork,
+    Scope,
+    address_key,
+    index_router,
+    observed_by_prefix,
+    router_plan,
+    router_work,
+)
 from lbauto.core.intent import (
-    RouterIntent,
     agent_next_hops,
     bindings_for,
-    intent_key,
     is_bypass,
-    object_sort_key,
-    router_intent,
 )
 from lbauto.core.model import (
     Agent,
     AgentVip,
-    Drain,
     Inventory,
     IPAddress,
-    Method,
     Mode,
     ObservedState,
     OwnedObject,
-    PbrBinding,
     PbrRule,
     Router,
     StaticRoute,
-    Transit,
     Vip,
     addr_key,
-    host_prefix,
 )
 from lbauto.core.plan import (
     Action,
-    Kind,
     Plan,
     PlanOptions,
     RouterChange,
-    RouterPlan,
-    Step,
     Transition,
     VipState,
 )
+from lbauto.core.transitions import Facts, kind_of, steps_of
 from lbauto.errors import InventoryError
-
-_Objs = tuple[OwnedObject, ...]
-_EMPTY: _Objs = ()
-#: A prefix as (version, network as int, length): hashes and compares in C, unlike ip_network,
-#: whose Python-level __hash__/__eq__ dominated planning 10,000 VIPs x 100 routers.
-_PKey = tuple[int, int, int]
-_OKey = tuple[Any, ...]
-#: One prefix's objects on a router, sorted, with their object_sort_key()s.
-_Entry = tuple[_Objs, tuple[_OKey, ...]]
-_HOST_LEN = {4: 32, 6: 128}
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """A big plan allocates about one object per VIP x router and no cycles; the cyclic GC
-    re-scanning that growing heap doubled the planning time of 10,000 VIPs x 100 routers."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@dataclass
-class _RouterWork:
-    """One router's observed objects by prefix, its target and its per-prefix changes."""
-
-    router: Router
-    observed: dict[_PKey, _Entry]
-    observed_bindings: frozenset[PbrBinding]
-    intent: RouterIntent
-    target: dict[_PKey, _Entry]
-    # scope index -> (remove, add), only VIPs with a change. Keyed by the VIP's position in the
-    # plan because an int hashes in C while an ip_network hashes in Python (a 1M-lookup hot spot).
-    changes: dict[int, tuple[_Objs, _Objs]] = field(default_factory=dict)
-    bind_remove: dict[int, list[PbrBinding]] = field(default_factory=dict)
-    bind_add: dict[int, list[PbrBinding]] = field(default_factory=dict)
-
-
-@dataclass
-class _Scope:
-    """The VIPs being planned, in plan order, with their names and desired values."""
-
-    keys: list[_PKey]
-    addresses: dict[_PKey, IPAddress]
-    names: dict[_PKey, str]
-    desired: dict[_PKey, Vip]
-    complete: bool  # every VIP is planned (no ``only``)
 
 
 def make_plan(
@@ -150,8 +101,7 @@ def make_plan(
     :class:`~lbauto.errors.InventoryError` for a name in ``only`` that is nowhere, or when a
     router would need more PBR rules than its platform allows.
     """
-    with _no_cyclic_gc():
-        return _make_plan(inv, observed, options, only)
+    return _make_plan(inv, observed, options, only)
 
 
 def _make_plan(
@@ -163,35 +113,31 @@ def _make_plan(
     agents = sorted(inv.agents, key=lambda a: a.name)
     routers = sorted(inv.routers, key=lambda r: r.name)
     hops = agent_next_hops(agents)
-    desired = {_address_key(v.address): v for v in inv.vips}
+    desired = {address_key(v.address): v for v in inv.vips}
     agent_obs = _agent_observations(observed, agents)
-    router_obs = {r.name: _index_router(observed, r) for r in routers}
+    router_obs = {r.name: index_router(observed, r) for r in routers}
     scope = _scope(desired, agent_obs, router_obs, only)
     planned = [scope.desired[k] for k in scope.keys if k in scope.desired]
-    intents = _IntentCache(planned, agents)
-    fresh: dict[int, dict[int, tuple[_Objs, _Objs]]] = {}
-    works = [_router_work(r, router_obs[r.name], intents, scope, fresh) for r in routers]
-    observed_at = _observed_by_prefix(works)
+    intents = IntentCache(planned, agents)
+    fresh: dict[int, dict[int, tuple[Objs, Objs]]] = {}
+    works = [router_work(r, router_obs[r.name], intents, scope, fresh) for r in routers]
+    observed_at = observed_by_prefix(works)
     facts = [
         _vip_facts(k, scope, agents, agent_obs.get(k, {}), observed_at.get(k, ()), hops, works)
         for k in scope.keys
     ]
 
-    def removal_step(i: int, work: _RouterWork) -> int:
+    def removal_step(i: int, work: RouterWork) -> int:
         return _removal_step(facts[i], work, work.changes[i], options, works)
 
     _attach_bindings(works, scope, removal_step)
-    table = _ChangeTable(works)
+    table = ChangeTable(works)
     transitions = tuple(
         _transition(scope.addresses[k], scope.names[k], facts[i], table.for_vip(i), options, works)
         for i, k in enumerate(scope.keys)
     )
-    concat: dict[object, tuple[_Objs, _Objs]] = {}
-    return Plan(transitions, tuple(_router_plan(w, scope, concat) for w in works), options)
-
-
-def _address_key(address: IPAddress) -> _PKey:
-    return (address.version, int(address), address.max_prefixlen)
+    concat: dict[object, tuple[Objs, Objs]] = {}
+    return Plan(transitions, tuple(router_plan(w, scope, concat) for w in works), options)
 
 
 # ------------------------------------------------------------------------------- observation
@@ -199,66 +145,27 @@ def _address_key(address: IPAddress) -> _PKey:
 
 def _agent_observations(
     observed: ObservedState, agents: Sequence[Agent]
-) -> dict[_PKey, dict[str, AgentVip]]:
+) -> dict[PKey, dict[str, AgentVip]]:
     """prefix -> {agent name: AgentVip}, inventory agents only, in agent name order."""
-    out: dict[_PKey, dict[str, AgentVip]] = {}
+    out: dict[PKey, dict[str, AgentVip]] = {}
     for agent in agents:
         for address, av in observed.agents.get(agent.name, {}).items():
-            out.setdefault(_address_key(address), {})[agent.name] = av
+            out.setdefault(address_key(address), {})[agent.name] = av
     return out
 
 
-@dataclass
-class _ObservedIndex:
-    by_prefix: dict[_PKey, _Entry]
-    addresses: dict[_PKey, IPAddress]
-    bindings: frozenset[PbrBinding]
-    rules: frozenset[PbrRule]
-
-
-def _index_router(observed: ObservedState, router: Router) -> _ObservedIndex:
-    lists: dict[_PKey, list[tuple[_OKey, OwnedObject]]] = {}
-    addresses: dict[_PKey, IPAddress] = {}
-    bindings: set[PbrBinding] = set()
-    rules: set[PbrRule] = set()
-    for obj in observed.router_objects(router.name):
-        if isinstance(obj, PbrBinding):
-            bindings.add(obj)
-            continue
-        okey = object_sort_key(obj)
-        pkey: _PKey = okey[:3]
-        if pkey[2] != _HOST_LEN[pkey[0]]:
-            continue  # not a VIP prefix: never lbauto's (see lbauto.core.intent.owned_host_objects)
-        if isinstance(obj, PbrRule):
-            rules.add(obj)
-        entry = lists.get(pkey)
-        if entry is None:
-            lists[pkey] = [(okey, obj)]
-            addresses[pkey] = obj.prefix.network_address
-        else:
-            entry.append((okey, obj))
-    by_prefix = {k: _entry(pairs) for k, pairs in lists.items()}
-    return _ObservedIndex(by_prefix, addresses, frozenset(bindings), frozenset(rules))
-
-
-def _entry(pairs: list[tuple[_OKey, OwnedObject]]) -> _Entry:
-    if len(pairs) > 1:
-        pairs.sort(key=lambda pair: pair[0])
-    return tuple(o for _, o in pairs), tuple(k for k, _ in pairs)
-
-
 def _scope(
-    desired: Mapping[_PKey, Vip],
-    agent_obs: Mapping[_PKey, Mapping[str, AgentVip]],
-    router_obs: Mapping[str, _ObservedIndex],
+    desired: Mapping[PKey, Vip],
+    agent_obs: Mapping[PKey, Mapping[str, AgentVip]],
+    router_obs: Mapping[str, ObservedIndex],
     only: Collection[str] | None,
-) -> _Scope:
-    addresses: dict[_PKey, IPAddress] = {}
+) -> Scope:
+    addresses: dict[PKey, IPAddress] = {}
     for idx in router_obs.values():
         addresses.update(idx.addresses)
     for k, avs in agent_obs.items():
         addresses[k] = next(iter(avs.values())).address
-    names: dict[_PKey, str] = {}
+    names: dict[PKey, str] = {}
     for k in addresses.keys() - desired.keys():
         seen = [av.name for av in agent_obs.get(k, {}).values() if av.name]
         names[k] = seen[0] if seen else str(addresses[k])
@@ -281,7 +188,7 @@ def _scope(
                 ]
             )
         keys = [k for k in keys if k in matched]
-    return _Scope(keys, addresses, names, dict(desired), only is None)
+    return Scope(keys, addresses, names, dict(desired), only is None)
 
 
 def _is_address(text: str) -> bool:
@@ -295,95 +202,15 @@ def _is_address(text: str) -> bool:
 # ------------------------------------------------------------------------------------ intent
 
 
-class _IntentCache:
-    """Routers with the same settings and PBR rules have the same intent: compute it once,
-    with its objects keyed and sorted the way observed objects are."""
-
-    def __init__(self, vips: Sequence[Vip], agents: Sequence[Agent]) -> None:
-        self._vips, self._agents = vips, agents
-        self._prefixes = [host_prefix(v.address) for v in vips]
-        self._pbr_override = any(v.method is Method.PBR for v in vips)
-        self._cache: dict[object, tuple[RouterIntent, dict[_PKey, _Entry]]] = {}
-
-    def get(self, router: Router, obs: _ObservedIndex) -> tuple[RouterIntent, dict[_PKey, _Entry]]:
-        key = intent_key(router, obs.rules, self._pbr_override)
-        cached = self._cache.get(key)
-        if cached is None:
-            intent = router_intent(self._vips, self._agents, router, obs.rules, self._prefixes)
-            target: dict[_PKey, _Entry] = {}
-            for vip, prefix in zip(self._vips, self._prefixes, strict=True):
-                objs = intent.by_prefix.get(prefix, _EMPTY)
-                if objs:
-                    target[_address_key(vip.address)] = (
-                        objs,
-                        tuple(object_sort_key(o) for o in objs),
-                    )
-            cached = (intent, target)
-            self._cache[key] = cached
-        return cached
-
-
-def _router_work(
-    router: Router,
-    obs: _ObservedIndex,
-    intents: _IntentCache,
-    scope: _Scope,
-    fresh: dict[int, dict[int, tuple[_Objs, _Objs]]],
-) -> _RouterWork:
-    intent, target = intents.get(router, obs)
-    observed = obs.by_prefix
-    if not observed:
-        # Nothing of ours on the router: the change is the intent, shared by equal routers.
-        changes = fresh.get(id(target))
-        if changes is None:
-            changes = {}
-            for i, k in enumerate(scope.keys):
-                want = target.get(k)
-                if want:
-                    changes[i] = (_EMPTY, want[0])
-            fresh[id(target)] = changes
-        return _RouterWork(router, observed, obs.bindings, intent, target, changes)
-    changes = {}
-    for i, k in enumerate(scope.keys):
-        want = target.get(k)
-        have = observed.get(k)
-        if want is None:
-            if have is not None:
-                changes[i] = (have[0], _EMPTY)
-            continue
-        if have is None:
-            changes[i] = (_EMPTY, want[0])
-            continue
-        if want[1] == have[1]:
-            continue
-        want_keys, have_keys = set(want[1]), set(have[1])
-        changes[i] = (
-            tuple(o for o, ok in zip(*have, strict=True) if ok not in want_keys),
-            tuple(o for o, ok in zip(*want, strict=True) if ok not in have_keys),
-        )
-    return _RouterWork(router, observed, obs.bindings, intent, target, changes)
-
-
-def _observed_by_prefix(
-    works: Sequence[_RouterWork],
-) -> dict[_PKey, list[tuple[_RouterWork, _Objs]]]:
-    """prefix -> the routers (in name order) that carry objects for it."""
-    out: dict[_PKey, list[tuple[_RouterWork, _Objs]]] = {}
-    for w in works:
-        for k, entry in w.observed.items():
-            out.setdefault(k, []).append((w, entry[0]))
-    return out
-
-
 # ---------------------------------------------------------------------------------- bindings
 
 
-def _has_rule(objs: _Objs) -> bool:
+def _has_rule(objs: Objs) -> bool:
     return any(isinstance(o, PbrRule) for o in objs)
 
 
 def _attach_bindings(
-    works: Sequence[_RouterWork], scope: _Scope, removal_step: Callable[[int, _RouterWork], int]
+    works: Sequence[RouterWork], scope: Scope, removal_step: Callable[[int, RouterWork], int]
 ) -> None:
     in_scope = set(scope.keys) if not scope.complete else None
     versions_of = [k[0] for k in scope.keys]
@@ -413,7 +240,7 @@ def _attach_bindings(
 
 
 def _add_carrier(
-    work: _RouterWork, scope: _Scope, versions_of: Sequence[int], version: int
+    work: RouterWork, scope: Scope, versions_of: Sequence[int], version: int
 ) -> int | None:
     same = [i for i, v in enumerate(versions_of) if v == version]
     for i in same:
@@ -424,11 +251,11 @@ def _add_carrier(
 
 
 def _remove_carrier(
-    work: _RouterWork,
-    scope: _Scope,
+    work: RouterWork,
+    scope: Scope,
     versions_of: Sequence[int],
     version: int,
-    removal_step: Callable[[int, _RouterWork], int],
+    removal_step: Callable[[int, RouterWork], int],
 ) -> int | None:
     same = [i for i, v in enumerate(versions_of) if v == version]
     removing = [i for i in same if (c := work.changes.get(i)) and _has_rule(c[0])]
@@ -444,7 +271,7 @@ def _remove_carrier(
     return 0 if scope.keys else None
 
 
-def _first_with_target_rule(work: _RouterWork, scope: _Scope, indices: Sequence[int]) -> int | None:
+def _first_with_target_rule(work: RouterWork, scope: Scope, indices: Sequence[int]) -> int | None:
     for i in indices:
         want = work.target.get(scope.keys[i])
         if want is not None and _has_rule(want[0]):
@@ -455,56 +282,8 @@ def _first_with_target_rule(work: _RouterWork, scope: _Scope, indices: Sequence[
 # ------------------------------------------------------------------------------- transitions
 
 
-class _ChangeTable:
-    """Per-VIP router changes. Routers that share a change table (nothing observed, same
-    intent) are looked up once per group: this runs VIPs x routers times in a big plan."""
-
-    def __init__(self, works: Sequence[_RouterWork]) -> None:
-        group_of: dict[int, int] = {}
-        self._tables: list[dict[int, tuple[_Objs, _Objs]]] = []
-        # In router order: (group index, name, None) or (-1, name, work) for routers that carry
-        # binding changes of their own.
-        self._members: list[tuple[int, str, _RouterWork | None]] = []
-        for w in works:
-            if w.bind_add or w.bind_remove:
-                self._members.append((-1, w.router.name, w))
-                continue
-            g = group_of.get(id(w.changes))
-            if g is None:
-                g = group_of[id(w.changes)] = len(self._tables)
-                self._tables.append(w.changes)
-            self._members.append((g, w.router.name, None))
-        self._single = len(self._tables) == 1 and all(w is None for _, _, w in self._members)
-        self._names = [name for _, name, _ in self._members]
-
-    def for_vip(self, i: int) -> list[RouterChange]:
-        if self._single:
-            change = self._tables[0].get(i)
-            if change is None:
-                return []
-            remove, add = change
-            return [RouterChange(name, remove, add) for name in self._names]
-        per_group = [table.get(i) for table in self._tables]
-        out: list[RouterChange] = []
-        for g, name, w in self._members:
-            if w is None:
-                change = per_group[g]
-                if change is not None:
-                    out.append(RouterChange(name, change[0], change[1]))
-                continue
-            remove, add = w.changes.get(i, (_EMPTY, _EMPTY))
-            brem, badd = w.bind_remove.get(i), w.bind_add.get(i)
-            if brem:
-                remove = (*remove, *brem)
-            if badd:
-                add = (*add, *badd)
-            if remove or add:
-                out.append(RouterChange(name, remove, add))
-        return out
-
-
 def _from_state(
-    observed_at: Sequence[tuple[_RouterWork, _Objs]],
+    observed_at: Sequence[tuple[RouterWork, Objs]],
     agent_vips: Mapping[str, AgentVip],
     hops: Collection[IPAddress],
     has_routers: bool,
@@ -555,44 +334,6 @@ def _leaving_dips(
     return tuple(sorted(dips - set(to.dips), key=addr_key))
 
 
-def _push(changes: Sequence[RouterChange]) -> list[Step]:
-    if not changes:
-        return []
-    rcs = tuple(changes)
-    return [Step(Action.ROUTER_PUSH, routers=rcs), Step(Action.ROUTER_VERIFY, routers=rcs)]
-
-
-def _set_vip(to: VipState, transit: Transit | None = None, drain: Drain | None = None) -> Step:
-    return Step(
-        Action.SET_VIP,
-        mode=to.mode,
-        dips=to.dips,
-        flow_tracking=True,
-        transit=transit,
-        drain=drain,
-    )
-
-
-def _tracking_off() -> Step:
-    return Step(Action.FLOW_TRACKING, flow_tracking=False)
-
-
-def _kind(from_: VipState, to: VipState, agents_differ: bool, routers_differ: bool) -> Kind:
-    if to.mode is None:
-        return Kind.DELETE
-    if from_.mode is None:
-        return Kind.CREATE
-    if from_ == to:
-        if not agents_differ and not routers_differ:
-            return Kind.NONE
-        return Kind.BYPASS_ENABLE if to.mode is Mode.SINGLE else Kind.REPAIR
-    if to.mode is Mode.SINGLE:
-        return Kind.BYPASS_MOVE if from_.mode is Mode.SINGLE else Kind.BYPASS_ENABLE
-    if from_.mode is Mode.SINGLE:
-        return Kind.BYPASS_DISABLE
-    return Kind.REBALANCE
-
-
 @dataclass(frozen=True)
 class _VipFacts:
     """What decides a VIP's transition, router changes aside."""
@@ -605,13 +346,13 @@ class _VipFacts:
 
 
 def _vip_facts(
-    k: _PKey,
-    scope: _Scope,
+    k: PKey,
+    scope: Scope,
     agents: Sequence[Agent],
     agent_vips: Mapping[str, AgentVip],
-    observed_at: Sequence[tuple[_RouterWork, _Objs]],
+    observed_at: Sequence[tuple[RouterWork, Objs]],
     hops: Collection[IPAddress],
-    works: Sequence[_RouterWork],
+    works: Sequence[RouterWork],
 ) -> _VipFacts:
     vip = scope.desired.get(k)
     to = VipState(vip.mode, tuple(sorted(vip.dips, key=addr_key))) if vip else VipState(None)
@@ -629,88 +370,50 @@ def _transition(
     facts: _VipFacts,
     changes: Sequence[RouterChange],
     options: PlanOptions,
-    works: Sequence[_RouterWork],
+    works: Sequence[RouterWork],
 ) -> Transition:
-    f = facts
-    kind = _kind(f.from_, f.to, f.agents_differ, bool(changes))
-    steps = _steps(kind, f.from_, f.to, changes, f.agent_vips, f.agents_differ, options, works)
-    return Transition(name, address, kind, f.from_, f.to, tuple(steps))
+    kind = kind_of(facts.from_, facts.to, facts.agents_differ, bool(changes))
+    steps = steps_of(kind, _recipe_facts(facts, changes, options, works))
+    return Transition(name, address, kind, facts.from_, facts.to, tuple(steps))
+
+
+def _recipe_facts(
+    f: _VipFacts,
+    changes: Sequence[RouterChange],
+    options: PlanOptions,
+    works: Sequence[RouterWork],
+) -> Facts:
+    return Facts(
+        from_=f.from_,
+        to=f.to,
+        changes=changes,
+        leaving=_leaving_dips(f.from_, f.to, f.agent_vips),
+        agents_differ=f.agents_differ,
+        on_agents=bool(f.agent_vips),
+        options=options,
+        split_move=functools.partial(_split_move, works=works),
+    )
 
 
 def _removal_step(
     f: _VipFacts,
-    work: _RouterWork,
-    change: tuple[_Objs, _Objs],
+    work: RouterWork,
+    change: tuple[Objs, Objs],
     options: PlanOptions,
-    works: Sequence[_RouterWork],
+    works: Sequence[RouterWork],
 ) -> int:
     """The index of the step that removes this VIP's PBR rule from ``work``'s router."""
-    kind = _kind(f.from_, f.to, f.agents_differ, True)
+    kind = kind_of(f.from_, f.to, f.agents_differ, True)
     rc = RouterChange(work.router.name, *change)
-    steps = _steps(kind, f.from_, f.to, [rc], f.agent_vips, f.agents_differ, options, works)
+    steps = steps_of(kind, _recipe_facts(f, [rc], options, works))
     for k, step in enumerate(steps):
         if step.action is Action.ROUTER_PUSH and any(_has_rule(c.remove) for c in step.routers):
             return k
     return 0
 
 
-def _steps(
-    kind: Kind,
-    from_: VipState,
-    to: VipState,
-    changes: Sequence[RouterChange],
-    agent_vips: Mapping[str, AgentVip],
-    agents_differ: bool,
-    options: PlanOptions,
-    works: Sequence[_RouterWork],
-) -> list[Step]:
-    leaving = _leaving_dips(from_, to, agent_vips)
-    drain = Drain(leaving, options.drain_timeout) if leaving and to.dips else None
-    if kind is Kind.NONE:
-        return []
-    if kind is Kind.DELETE:
-        return [*_push(changes), *([Step(Action.REMOVE_VIP)] if agent_vips else [])]
-    if kind is Kind.CREATE:
-        tail = [_tracking_off()] if to.mode is Mode.SINGLE else []
-        return [_set_vip(to), *_push(changes), *tail]
-    if kind is Kind.REPAIR:
-        head = [_set_vip(to)] if agents_differ else []
-        return [*head, *_push(changes)]
-    if kind is Kind.BYPASS_ENABLE:
-        wait = [Step(Action.WAIT_DRAIN, drain=drain)] if drain else []
-        return [_set_vip(to, drain=drain), *wait, *_push(changes), _tracking_off()]
-    if kind is Kind.BYPASS_DISABLE:
-        if to.mode is Mode.EMPTY:
-            return [_set_vip(to), *_push(changes)]
-        transit = Transit(from_.dips[0], options.transit_seconds)
-        return [_set_vip(to, transit=transit, drain=drain), *_push(changes)]
-    if kind is Kind.BYPASS_MOVE:
-        assert drain is not None  # d1 always leaves
-        transit = Transit(from_.dips[0], options.transit_seconds)
-        first, second = _split_move(changes, works)
-        return [
-            Step(
-                Action.SET_VIP,
-                mode=Mode.MULTI,
-                dips=to.dips,
-                flow_tracking=True,
-                transit=transit,
-                drain=drain,
-            ),
-            *_push(first),
-            Step(Action.WAIT_DRAIN, drain=drain),
-            *_push(second),
-            # The agent still holds mode multi from the first step: flag it single again (this
-            # also ends the pin, harmless now that every router sends the VIP to d2).
-            _set_vip(to),
-            _tracking_off(),
-        ]
-    # rebalance
-    return [_set_vip(to, drain=drain), *_push(changes)]
-
-
 def _split_move(
-    changes: Sequence[RouterChange], works: Sequence[_RouterWork]
+    changes: Sequence[RouterChange], *, works: Sequence[RouterWork]
 ) -> tuple[list[RouterChange], list[RouterChange]]:
     """Bypass-move: removals and LB routes first; the new bypass only after d1 drained."""
     routers = {w.router.name: w.router for w in works}
@@ -734,29 +437,3 @@ def _is_bypass_role(obj: OwnedObject, router: Router) -> bool:
 
 
 # ------------------------------------------------------------------------------ router plans
-
-
-def _router_plan(
-    work: _RouterWork,
-    scope: _Scope,
-    concat: dict[object, tuple[_Objs, _Objs]],
-) -> RouterPlan:
-    # Routers that share a change table (nothing observed, same intent) and the same bindings
-    # share one concatenation: the renderer then renders it once for all of them (it memoizes
-    # on identity). Per-VIP tuples are sorted and VIPs come in order, so the concatenation is
-    # sorted too (object_sort_key); bindings sort last.
-    brem = tuple(sorted((b for bs in work.bind_remove.values() for b in bs), key=object_sort_key))
-    badd = tuple(sorted((b for bs in work.bind_add.values() for b in bs), key=object_sort_key))
-    key = (id(work.changes), brem, badd)
-    cached = concat.get(key)
-    if cached is None:
-        remove: list[OwnedObject] = []
-        add: list[OwnedObject] = []
-        for i in range(len(scope.keys)):
-            change = work.changes.get(i)
-            if change is not None:
-                remove.extend(change[0])
-                add.extend(change[1])
-        cached = ((*remove, *brem), (*add, *badd))
-        concat[key] = cached
-    return RouterPlan(work.router.name, work.router.platform, cached[0], cached[1])
