@@ -7,6 +7,7 @@ tests run the app in process with typer's ``CliRunner``.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from lbauto.agent.cli import app as agent_app
@@ -22,9 +23,18 @@ app.command("push")(push.push_command)
 __all__ = ["app", "live", "main", "offline"]
 
 
+def tune_gc() -> None:
+    """The CLI owns its short-lived process, the library never touches process-wide state: a
+    big plan allocates about one acyclic object per VIP x router, and the cyclic collector
+    re-scanning that growing heap nearly doubled planning 10,000 VIPs x 100 routers. Collect
+    far less often (cycles are still collected)."""
+    gc.set_threshold(100_000, 50, 1000)
+
+
 def main() -> None:
     """Entry point. Typer handles usage errors, --help and exit codes (standalone mode);
     lbauto's own errors become one ``error:`` line per problem and exit 1."""
+    tune_gc()
     try:
         app()
     except LbautoError as exc:

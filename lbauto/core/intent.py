@@ -277,11 +277,3 @@ def intent_key(router: Router, observed_rules: frozenset[PbrRule], pbr_override:
         router.bypass_distance,
         (max_pbr_seq(router), router.ingress, observed_rules) if pbr else None,
     )
-
-
-def desired_by_router(
-    inv: Inventory, observed: Mapping[str, frozenset[OwnedObject]]
-) -> dict[str, frozenset[OwnedObject]]:
-    """:func:`desired_objects` for every router, computed once per group of equal routers
-    (100 routers x 10,000 VIPs: one or two computations instead of a hundred)."""
-    return {r.name: desired_objects(inv, r, observed.get(r.name, frozenset())) for r in inv.routers}

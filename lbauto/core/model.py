@@ -17,6 +17,8 @@ IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_TAG = 4242
+#: Route tags and PBR sequence numbers are unsigned 32-bit on every platform.
+MAX_TAG = 4_294_967_295
 DEFAULT_LB_DISTANCE = 200
 DEFAULT_BYPASS_DISTANCE = 1
 #: FRR names its policy objects after this prefix; other platforms use it too.

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from lbauto.core.intent import (
-    desired_by_router,
     desired_objects,
     is_bypass,
     object_sort_key,
@@ -19,7 +18,6 @@ from lbauto.core.model import (
     Agent,
     BypassPolicy,
     Inventory,
-    IPAddress,
     Method,
     OwnedObject,
     PbrBinding,
@@ -29,40 +27,17 @@ from lbauto.core.model import (
     Vip,
 )
 from lbauto.errors import InventoryError
+from tests import builders
+from tests.builders import agent, bypass, ip, lb, net, rule, vip
 
-
-def ip(s: str) -> IPAddress:
-    return ipaddress.ip_address(s)
-
-
-def net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(s)
-
-
-LB1 = Agent("lb1", "http://198.18.0.21:8080", ip("198.51.100.10"), ip("2001:db8:100::10"))  # type: ignore[arg-type]
-LB2 = Agent("lb2", "http://198.18.0.22:8080", ip("198.51.100.11"))  # type: ignore[arg-type]
+LB1 = agent("lb1", 0)
+LB2 = agent("lb2", 1, v6=False)
 STATIC = Router("r-frr", "198.18.0.11", "frr")
 PBR = Router("r-eos", "198.18.0.12", "eos", Method.PBR, ingress=("Ethernet1", "Ethernet2"))
 
 
 def inventory(*vips: Vip, agents: tuple[Agent, ...] = (LB1,)) -> Inventory:
-    return Inventory(Path("inv"), (STATIC, PBR), agents, vips)
-
-
-def vip(name: str, address: str, *dips: str, **kw: object) -> Vip:
-    return Vip(name, ip(address), tuple(ip(d) for d in dips), **kw)  # type: ignore[arg-type]
-
-
-def lb(prefix: str, nh: str = "198.51.100.10") -> StaticRoute:
-    return StaticRoute(net(prefix), ip(nh), 200, 4242)
-
-
-def bypass(prefix: str, nh: str) -> StaticRoute:
-    return StaticRoute(net(prefix), ip(nh), 1, 4242)
-
-
-def rule(seq: int, prefix: str, nh: str) -> PbrRule:
-    return PbrRule(seq, net(prefix), ip(nh))
+    return builders.inventory(vips, routers=(STATIC, PBR), agents=agents)
 
 
 def test_multi_and_empty_vips_get_only_lb_routes_ecmp_across_agents() -> None:
@@ -244,7 +219,7 @@ def test_sort_order_is_by_vip_then_routes_then_rules_with_bindings_last() -> Non
     assert object_sort_key(lb("192.0.2.9/32")) < object_sort_key(lb("192.0.2.10/32"))
 
 
-def test_desired_by_router_equals_desired_objects_and_shares_equal_routers() -> None:
+def test_equal_routers_share_their_desired_objects() -> None:
     frr2 = Router("r-frr2", "198.18.0.13", "ios")  # same settings as r-frr
     eos2 = Router("r-eos2", "198.18.0.14", "eos", Method.PBR, ingress=PBR.ingress)
     inv = Inventory(
@@ -255,9 +230,7 @@ def test_desired_by_router_equals_desired_objects_and_shares_equal_routers() -> 
     )
     # eos2 already has b's rule at seq 9: it keeps it, so its intent differs from r-eos's
     observed = {"r-eos2": frozenset({rule(9, "192.0.2.12/32", "198.51.100.25")})}
-    got = desired_by_router(inv, observed)
-    for r in inv.routers:
-        assert got[r.name] == desired_objects(inv, r, observed.get(r.name, frozenset()))
+    got = {r.name: desired_objects(inv, r, observed.get(r.name, frozenset())) for r in inv.routers}
     assert got["r-frr"] is got["r-frr2"]
     assert got["r-eos"] != got["r-eos2"]
     assert rule(9, "192.0.2.12/32", "198.51.100.25") in got["r-eos2"]
