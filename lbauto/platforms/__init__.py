@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from lbauto.core.model import OwnedObject
@@ -19,15 +19,25 @@ from lbauto.errors import StateError
 from lbauto.platforms._parsing import Found
 from lbauto.platforms.spec import PlatformSpec
 
-__all__ = ["ALIASES", "PLATFORMS", "PlatformSpec", "canonical_name", "parse_owned", "spec"]
+__all__ = [
+    "ALIASES",
+    "PLATFORMS",
+    "PlatformSpec",
+    "canonical_name",
+    "discover",
+    "parse_owned",
+    "spec",
+]
 
 
-def _discover() -> dict[str, PlatformSpec]:
+def discover(paths: Iterable[str], package: str) -> dict[str, PlatformSpec]:
+    """Every platform folder (a subpackage exporting ``SPEC``) of ``package`` found on
+    ``paths``, by name."""
     found: dict[str, PlatformSpec] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(list(paths)), key=lambda i: i.name):
         if not info.ispkg or info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = importlib.import_module(f"{package}.{info.name}")
         platform: PlatformSpec = module.SPEC
         if platform.name != info.name:
             raise ImportError(
@@ -38,7 +48,7 @@ def _discover() -> dict[str, PlatformSpec]:
 
 
 #: Every platform by its inventory name, in name order.
-PLATFORMS: Mapping[str, PlatformSpec] = MappingProxyType(_discover())
+PLATFORMS: Mapping[str, PlatformSpec] = MappingProxyType(discover(__path__, __name__))
 #: Alias (Nornir, NAPALM, netmiko names) -> platform name; names map to themselves.
 ALIASES: Mapping[str, str] = MappingProxyType(
     {**{a: p.name for p in PLATFORMS.values() for a in p.aliases}, **{n: n for n in PLATFORMS}}
