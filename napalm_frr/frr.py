@@ -1,24 +1,29 @@
 """NAPALM driver for FRRouting: ``vtysh`` over SSH (netmiko ``linux``) or locally.
 
-Candidates are FRR config text. The driver keeps its working files in a state directory on
-the router (one per FRR pathspace): the uploaded candidate, the rollback point saved before
-each commit, and the pid file of the commit-confirm timer. The timer is a detached process on
-the router, so a commit made with ``revert_in`` is undone by the router itself if
-``confirm_commit`` never arrives, even when lbauto or its SSH session dies.
+Candidates are FRR config text. Every open driver is a *session* with a random id and a
+private working directory on the router; commits, the commit-confirm timer and the rollback
+points are shared router-side records (:mod:`napalm_frr.state`), each tied to one commit id,
+so two sessions on one router never apply, confirm or roll back each other's changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-import json
+import os
 import re
+import secrets
 import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from napalm.base import NetworkDriver
 from napalm.base.exceptions import (
     CommandErrorException,
+    CommandTimeoutException,
     CommitError,
     ConnectionClosedException,
     ConnectionException,
@@ -26,6 +31,8 @@ from napalm.base.exceptions import (
     ReplaceConfigException,
 )
 
+from napalm_frr import getters as g
+from napalm_frr import state as st
 from napalm_frr.parse import (
     format_reload_diff,
     parse_version,
@@ -37,23 +44,76 @@ from napalm_frr.transport import LocalTransport, Result, SshTransport, Transport
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,200}$")
-_SPLIT = "@@NAPALM-FRR-SPLIT@@"
+_COMMIT_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{8}$")
 #: Options the driver understands; anything else is passed to netmiko (ssh transport).
 _OWN_OPTIONS = frozenset(
-    {"transport", "pathspace", "netns", "port", "key_file", "state_dir", "vtysh", "frr_reload"}
+    {
+        "transport",
+        "pathspace",
+        "netns",
+        "port",
+        "key_file",
+        "state_dir",
+        "vtysh",
+        "frr_reload",
+        "startup_config",
+        "commit_id",
+    }
 )
+_DEFAULT_VTYSH = "/usr/bin/vtysh"
+_DEFAULT_RELOAD = "/usr/lib/frr/frr-reload.py"
 
 
 def _checked(value: Any, pattern: re.Pattern[str], what: str) -> str:
     text = str(value)
     if not pattern.fullmatch(text):
-        raise ConnectionException(f"invalid {what} {text!r}: use letters, digits, '_', '.', '-'")
+        raise ConnectionException(
+            f"invalid {what} {text!r}: use letters, digits, '_', '.', '-' "
+            "(paths: absolute, the same characters and '/')"
+        )
     return text
+
+
+def _executable_option(value: Any, what: str) -> str:
+    text = str(value)
+    if not text.startswith("/"):
+        raise ConnectionException(
+            f"{what} {text!r} must be an absolute path to an executable (e.g. {_DEFAULT_VTYSH})"
+        )
+    return _checked(text, _SAFE_PATH, what)
+
+
+def _local_executable(path: str, what: str) -> str:
+    """For the local transport: ``path`` must be an absolute path to an existing executable
+    file, or the driver refuses to start (it would run whatever the option names)."""
+    if not os.path.isabs(path):
+        raise ConnectionException(f"{what} {path!r} must be an absolute path (e.g. /usr/bin/vtysh)")
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise ConnectionException(f"{what} {path!r} is not an existing executable file")
+    return path
+
+
+@dataclass(frozen=True)
+class Query:
+    """One read-only command: ``key`` names it (mock data file, error text), ``command`` is the
+    shell command line run on the router."""
+
+    key: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Output:
+    rc: int
+    text: str
 
 
 class FRRDriver(NetworkDriver):  # type: ignore[misc]
     """NAPALM driver for FRR. optional_args: ``transport`` (``ssh``/``local``), ``pathspace``,
-    ``netns`` (local only), ``port``, ``key_file``, ``state_dir``, ``vtysh``, ``frr_reload``."""
+    ``netns`` (local only), ``port``, ``key_file``, ``state_dir``, ``vtysh``, ``frr_reload``,
+    ``startup_config``, ``commit_id`` (a recorded commit to confirm or roll back)."""
+
+    platform = "frr"
 
     def __init__(
         self,
@@ -79,30 +139,56 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         self.netns = _checked(opts["netns"], _SAFE_NAME, "netns") if opts.get("netns") else None
         self.port = int(opts.get("port", 22))
         self.key_file = str(opts["key_file"]) if opts.get("key_file") else None
-        default_dir = f"/var/tmp/napalm-frr/{self.pathspace or 'default'}"
-        self.state_dir = _checked(opts.get("state_dir", default_dir), _SAFE_PATH, "state_dir")
-        self.vtysh_bin = _checked(opts.get("vtysh", "vtysh"), re.compile(r"[\w./-]+"), "vtysh")
-        self.reload_bin = _checked(
-            opts.get("frr_reload", "/usr/lib/frr/frr-reload.py"), _SAFE_PATH, "frr_reload"
+        self.state_dir = (
+            _checked(opts["state_dir"], _SAFE_PATH, "state_dir") if opts.get("state_dir") else None
         )
+        self.vtysh_bin = _executable_option(opts.get("vtysh", _DEFAULT_VTYSH), "vtysh")
+        self.reload_bin = _executable_option(opts.get("frr_reload", _DEFAULT_RELOAD), "frr_reload")
+        conf_dir = f"/etc/frr/{self.pathspace}" if self.pathspace else "/etc/frr"
+        self.startup_path = _checked(
+            opts.get("startup_config", f"{conf_dir}/frr.conf"), _SAFE_PATH, "startup_config"
+        )
+        if self.transport_name == "local":
+            _local_executable(self.vtysh_bin, "vtysh")
+            _local_executable(self.reload_bin, "frr_reload")
+        #: The commit confirm_commit/rollback act on: this session's last commit, or one
+        #: named with optional_args ``commit_id`` (or set here) to act on a recorded commit.
+        self.commit_id: str | None = (
+            _checked(opts["commit_id"], _COMMIT_ID, "commit_id") if opts.get("commit_id") else None
+        )
+        #: What the last has_pending_commit() saw: commit_id, session, deadline (epoch s),
+        #: mine; None when nothing was pending.
+        self.pending_commit: dict[str, Any] | None = None
+        #: This session's id (names its private directory on the router).
+        self.session_id = ""
         self.netmiko_args = {k: v for k, v in opts.items() if k not in _OWN_OPTIONS}
         self._transport: Transport | None = None
+        self._state = ""
         self._candidate: str | None = None
         self._replace = False
-        self._version_text = ""
 
     # ------------------------------------------------------------------ plumbing
 
-    def _path(self, name: str) -> str:
-        return f"{self.state_dir}/{name}"
+    def _session_path(self, name: str) -> str:
+        return f"{self._state}/sessions/{self.session_id}/{name}"
 
     def _vtysh(self, *args: str) -> str:
         ps = ["-N", self.pathspace] if self.pathspace else []
         return shlex.join([self.vtysh_bin, *ps, *args])
 
     def _reload(self, filename: str) -> str:
+        """``frr-reload.py --reload`` that leaves the startup config alone: frr-reload ends
+        with ``vtysh write`` (merges through ``vtysh -f`` do not), and FRR 8.4's write puts
+        the host's name in place of the configured ``hostname``. The driver changes the
+        running config only, whichever way a commit, rollback or revert is applied."""
         ps = ["--pathspace", self.pathspace] if self.pathspace else []
-        return shlex.join([self.reload_bin, "--reload", *ps, filename])
+        reload = shlex.join([self.reload_bin, "--reload", *ps, filename])
+        startup = shlex.quote(self.startup_path)
+        keep = f'"{self._state}/startup-keep.$$"'
+        return (
+            f"( if cp -p -- {startup} {keep} 2>/dev/null; then h=1; else h=0; fi; {reload}; "
+            f"r=$?; if [ $h = 1 ]; then cat -- {keep} > {startup}; rm -f -- {keep}; fi; exit $r )"
+        )
 
     def _run(self, command: str, stdin: str | None = None) -> Result:
         if self._transport is None:
@@ -111,6 +197,35 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
 
     def _name(self) -> str:
         return f"{self.hostname}{'/' + self.pathspace if self.pathspace else ''}"
+
+    def _queries(self, queries: Sequence[Query]) -> list[Output]:
+        """Run read-only commands in one round trip; each keeps its own exit code."""
+        if not queries:
+            return []
+        mark = f"@@NAPALM-FRR-{secrets.token_hex(8)}@@"
+        script = "".join(f'echo {mark}; ( {q.command} ) 2>&1; echo "{mark} $?"\n' for q in queries)
+        res = self._run(script)
+        chunks = res.stdout.split(mark + "\n")[1:]
+        if len(chunks) != len(queries):
+            raise CommandErrorException(
+                f"{self._name()}: incomplete output for {', '.join(q.key for q in queries)}"
+            )
+        out = []
+        for chunk in chunks:
+            text, _, tail = chunk.rpartition(mark + " ")
+            out.append(Output(int(tail.strip() or 1), text))
+        return out
+
+    def _vq(self, command: str) -> Query:
+        return Query(command, self._vtysh("-c", command))
+
+    def _one(self, query: Query, *, check: bool = True) -> str:
+        (out,) = self._queries([query])
+        if check and out.rc != 0:
+            raise CommandErrorException(
+                f"{self._name()}: {query.key!r} failed (rc {out.rc}): {out.text.strip()[:300]}"
+            )
+        return out.text
 
     # ------------------------------------------------------------------ connection
 
@@ -127,84 +242,158 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
                 timeout=float(self.timeout),
                 extra=self.netmiko_args,
             )
-        res = self._run(
-            f"mkdir -p {shlex.quote(self.state_dir)} && {self._vtysh('-c', 'show version')}"
-        )
+        self.session_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}"
+        default = f"$HOME/.local/state/napalm-frr/{self.pathspace or 'default'}"
+        state_expr = shlex.quote(self.state_dir) if self.state_dir else f'"{default}"'
+        script = st.prepare(state_expr, self.session_id, [self.vtysh_bin, self.reload_bin])
+        res = self._run(script)
         if res.rc != 0:
+            self.close()
+            raise ConnectionException(
+                f"FRR driver on {self._name()}: unsafe or unusable working directory or "
+                f"executable: {(res.stdout + res.stderr).strip()[:300]}"
+            )
+        self._state = res.stdout.strip().splitlines()[-1]
+        if not _SAFE_PATH.fullmatch(self._state):
+            self.close()
+            raise ConnectionException(
+                f"FRR driver on {self._name()}: state directory {self._state!r} has characters "
+                "the driver does not quote-check; set optional_args state_dir"
+            )
+        ver = self._run(self._vtysh("-c", "show version"))
+        if ver.rc != 0:
             self.close()
             raise ConnectionException(
                 f"FRR on {self._name()} does not answer vtysh "
                 f"(are the daemons running, is the pathspace right?): "
-                f"{(res.stderr or res.stdout).strip()[:300]}"
+                f"{(ver.stderr or ver.stdout).strip()[:300]}"
             )
-        self._version_text = res.stdout
 
     def close(self) -> None:
         if self._transport is not None:
+            if self._state and self.session_id:
+                # on a dead connection the router clears the directory after a day
+                with contextlib.suppress(
+                    ConnectionException, ConnectionClosedException, CommandTimeoutException
+                ):
+                    self._run(st.remove_session(self._state, self.session_id))
             self._transport.close()
             self._transport = None
 
     def is_alive(self) -> dict[str, bool]:
         return {"is_alive": self._transport is not None and self._transport.alive()}
 
-    # ------------------------------------------------------------------ getters
+    # ------------------------------------------------------------------ cli
 
     def cli(self, commands: list[str], encoding: str = "text") -> dict[str, str | dict[str, Any]]:
         if encoding not in ("text", "json"):
             raise NotImplementedError(f"cli encoding {encoding!r}: use 'text' or 'json'")
+        unique = list(dict.fromkeys(commands))
         sent = [
             c if encoding == "text" or c.rstrip().endswith(" json") else c.rstrip() + " json"
-            for c in commands
+            for c in unique
         ]
-        script = "; ".join(
-            f'echo {_SPLIT}; {self._vtysh("-c", c)} 2>&1; echo "{_SPLIT} $?"' for c in sent
-        )
-        res = self._run(script)
-        chunks = res.stdout.split(_SPLIT + "\n")[1:]
+        outputs = self._queries([Query(c, self._vtysh("-c", c)) for c in sent])
         out: dict[str, str | dict[str, Any]] = {}
-        for command, chunk in zip(commands, chunks, strict=False):
-            text, _, tail = chunk.rpartition(_SPLIT + " ")
-            if tail.strip() != "0":
+        for command, result in zip(unique, outputs, strict=True):
+            if result.rc != 0:
                 raise CommandErrorException(
-                    f"{self._name()}: command {command!r} failed: {text.strip()[:300]}"
+                    f"{self._name()}: command {command!r} failed: {result.text.strip()[:300]}"
                 )
-            out[command] = json.loads(text) if encoding == "json" else text
-        if len(out) != len(commands):
-            raise CommandErrorException(f"{self._name()}: incomplete output from vtysh")
+            out[command] = g.loads(result.text, {}) if encoding == "json" else result.text
         return out
 
-    def _json(self, command: str) -> Any:
-        value = self.cli([command], encoding="json")[command]
-        return value
+    # ------------------------------------------------------------------ getters
+
+    def _rundir(self) -> str:
+        return f"/var/run/frr{'/' + self.pathspace if self.pathspace else ''}"
 
     def get_facts(self) -> dict[str, Any]:
-        rundir = f"/var/run/frr{'/' + self.pathspace if self.pathspace else ''}"
-        script = (
-            f"{self._vtysh('-c', 'show version')}; echo {_SPLIT}; "
-            f"{self._vtysh('-c', 'show interface json')}; echo {_SPLIT}; "
-            f'ps -o etimes= -p "$(cat {shlex.quote(rundir + "/zebra.pid")} 2>/dev/null)" '
-            "2>/dev/null || true"
+        pidfile = shlex.quote(self._rundir() + "/zebra.pid")
+        version, startup, running, ifaces, up = self._queries(
+            [
+                self._vq("show version"),
+                Query("startup-config", f"cat {shlex.quote(self.startup_path)}"),
+                self._vq("show running-config no-header"),
+                self._vq("show interface vrf all json"),
+                Query("zebra-uptime", f'ps -o etimes= -p "$(cat {pidfile})"'),
+            ]
         )
-        res = self._run(script)
-        parts = res.stdout.split(_SPLIT + "\n")
-        if len(parts) != 3:
-            raise CommandErrorException(f"{self._name()}: unexpected output for facts")
-        version, host = parse_version(parts[0])
-        try:
-            interfaces = sorted(json.loads(parts[1]))
-        except ValueError:
-            interfaces = []
-        uptime = float(parts[2].strip()) if parts[2].strip().isdigit() else -1.0
+        os_version, _ = parse_version(version.text)
+        host = g.hostname(startup.text if startup.rc == 0 else "", running.text)
         return {
-            "uptime": uptime,
+            "uptime": g.uptime(up.text) if up.rc == 0 else -1.0,
             "vendor": "FRRouting",
-            "os_version": version,
+            "os_version": os_version,
             "serial_number": "",
             "model": "FRR",
             "hostname": host,
             "fqdn": host,
-            "interface_list": interfaces,
+            "interface_list": sorted(g.loads(ifaces.text, {})),
         }
+
+    def _interfaces_json(self) -> dict[str, Any]:
+        data = g.loads(self._one(self._vq("show interface vrf all json")), {})
+        return data if isinstance(data, dict) else {}
+
+    def get_interfaces(self) -> dict[str, dict[str, Any]]:
+        return g.interfaces(self._interfaces_json())
+
+    def get_interfaces_ip(self) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+        return g.interfaces_ip(self._interfaces_json())
+
+    def get_interfaces_counters(self) -> dict[str, dict[str, int]]:
+        return g.interfaces_counters(g.loads(self._one(Query("ip-link", "ip -j -s link show")), []))
+
+    def get_arp_table(self, vrf: str = "") -> list[dict[str, Any]]:
+        where = f" vrf {shlex.quote(_checked(vrf, _SAFE_NAME, 'vrf'))}" if vrf else ""
+        text = self._one(Query(f"ip-neigh4{where}", f"ip -j -s -4 neigh show{where}"))
+        return g.neighbors(g.loads(text, []), 4)
+
+    def get_ipv6_neighbors_table(self) -> list[dict[str, Any]]:
+        return g.neighbors(g.loads(self._one(Query("ip-neigh6", "ip -j -s -6 neigh show")), []), 6)
+
+    def get_bgp_neighbors(self) -> dict[str, dict[str, Any]]:
+        out = self._queries([self._vq("show bgp vrf all neighbors json")])[0]
+        if out.rc != 0:  # bgpd not running: no BGP at all
+            return {}
+        return g.bgp_neighbors(g.loads(out.text, {}))
+
+    def get_bgp_neighbors_detail(self, neighbor_address: str = "") -> dict[str, Any]:
+        out = self._queries([self._vq("show bgp vrf all neighbors json")])[0]
+        if out.rc != 0:
+            return {}
+        return g.bgp_neighbors_detail(g.loads(out.text, {}), neighbor_address)
+
+    def get_bgp_config(self, group: str = "", neighbor: str = "") -> dict[str, dict[str, Any]]:
+        return g.bgp_config(self._running(), group, neighbor)
+
+    def get_network_instances(self, name: str = "") -> dict[str, Any]:
+        ifaces, vrfs = self._queries(
+            [self._vq("show interface vrf all json"), Query("ip-vrf", "ip -j link show type vrf")]
+        )
+        result = g.network_instances(g.loads(ifaces.text, {}), g.loads(vrfs.text, []))
+        return {k: v for k, v in result.items() if k == name} if name else result
+
+    def get_lldp_neighbors(self) -> dict[str, list[dict[str, str]]]:
+        # FRR has no LLDP: neighbors come from lldpd when it runs on the router, else none.
+        out = self._queries([Query("lldpctl", "lldpctl -f json")])[0]
+        return g.lldp_neighbors(g.loads(out.text, {})) if out.rc == 0 else {}
+
+    def get_environment(self) -> dict[str, Any]:
+        cpu = "grep '^cpu[0-9]' /proc/stat; sleep 0.2; echo --; grep '^cpu[0-9]' /proc/stat"
+        thermal = (
+            "for z in /sys/class/thermal/thermal_zone*; do "
+            '[ -r "$z/temp" ] && echo "$(cat "$z/type") $(cat "$z/temp")"; done; true'
+        )
+        mem, cpus, temps = self._queries(
+            [
+                Query("meminfo", "cat /proc/meminfo"),
+                Query("cpu-sample", cpu),
+                Query("thermal", thermal),
+            ]
+        )
+        return g.environment(mem.text, cpus.text, temps.text)
 
     def get_config(
         self,
@@ -221,8 +410,10 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         if retrieve in ("all", "running"):
             out["running"] = self._running()
         if retrieve in ("all", "startup"):
-            res = self._run(self._vtysh("-c", "show startup-config"))
-            out["startup"] = res.stdout if res.rc == 0 else ""
+            # FRR's own `show startup-config` prints nothing for a pathspace instance (8.4):
+            # the integrated config file is read directly; no file means no startup config.
+            res = self._queries([Query("startup-config", f"cat {shlex.quote(self.startup_path)}")])
+            out["startup"] = res[0].text if res[0].rc == 0 else ""
         if retrieve in ("all", "candidate"):
             out["candidate"] = self._candidate or ""
         if sanitized:
@@ -230,12 +421,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         return out
 
     def _running(self) -> str:
-        res = self._run(self._vtysh("-c", "show running-config no-header"))
-        if res.rc != 0:
-            raise CommandErrorException(
-                f"{self._name()}: cannot read the running config: {res.stderr.strip()[:300]}"
-            )
-        return res.stdout
+        return self._one(self._vq("show running-config no-header"))
 
     def get_route_to(
         self, destination: str = "", protocol: str = "", longer: bool = False
@@ -245,17 +431,24 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
                 net = ipaddress.ip_network(destination, strict=False)
             except ValueError as exc:
                 raise CommandErrorException(f"invalid destination {destination!r}") from exc
-            families = [(net.version, destination)]
+            families = [(net.version, str(net) if "/" in destination else str(net.network_address))]
         else:
             families = [(4, ""), (6, "")]
-        result: dict[str, list[dict[str, Any]]] = {}
+        queries = []
         for version, dest in families:
-            words = ["show", "ipv6" if version == 6 else "ip", "route"]
+            words = ["show", "ipv6" if version == 6 else "ip", "route", "vrf", "all"]
             if dest:
                 words.append(dest)
                 if longer:
                     words.append("longer-prefixes")
-            result.update(routes_from_json(self._json(" ".join(words)), protocol))
+            queries.append(self._vq(" ".join([*words, "json"])))
+        result: dict[str, list[dict[str, Any]]] = {}
+        for query, out in zip(queries, self._queries(queries), strict=True):
+            if out.rc != 0:
+                raise CommandErrorException(f"{self._name()}: {query.key!r} failed")
+            for vrf_routes in _per_vrf(g.loads_all(out.text)):
+                for prefix, routes in routes_from_json(vrf_routes, protocol).items():
+                    result.setdefault(prefix, []).extend(routes)
         return result
 
     # ------------------------------------------------------------------ candidates
@@ -267,9 +460,10 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         text = Path(filename).read_text() if filename is not None else str(config)
         if not text.endswith("\n"):
             text += "\n"
-        cand = shlex.quote(self._path("candidate.conf"))
+        cand = shlex.quote(self._session_path("candidate.conf"))
         res = self._run(
-            f"cat > {cand} && {shlex.join([self.vtysh_bin, '-C', '-f'])} {cand}", stdin=text
+            f"umask 077; cat > {cand} && {shlex.join([self.vtysh_bin, '-C', '-f'])} {cand}",
+            stdin=text,
         )
         if res.rc != 0:
             self._candidate = None
@@ -288,24 +482,25 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def discard_config(self) -> None:
         self._candidate = None
         self._replace = False
-        self._run(f"rm -f {shlex.quote(self._path('candidate.conf'))}")
+        self._run(f"rm -f {shlex.quote(self._session_path('candidate.conf'))}")
 
     def compare_config(self) -> str:
         if self._candidate is None:
             return ""
         run, cand, new = (
-            shlex.quote(self._path(n)) for n in ("running.conf", "candidate.conf", "new.conf")
+            shlex.quote(self._session_path(n))
+            for n in ("running.conf", "candidate.conf", "new.conf")
         )
         target = cand if self._replace else new
         script = (
-            f"{self._vtysh('-c', 'show running-config no-header')} > {run} || exit 3; "
+            f"umask 077; {self._vtysh('-c', 'show running-config no-header')} > {run} || exit 3; "
             f"{'' if self._replace else f'cat {run} {cand} > {new}; '}"
-            f"cat {run}; echo {_SPLIT}; "
+            f"cat {run}; echo @@SPLIT@@; "
             f"{shlex.quote(self.reload_bin)} --test --input {run} {target} "
-            f"2>{shlex.quote(self._path('reload-test.log'))}"
+            f"2>{shlex.quote(self._session_path('reload-test.log'))}"
         )
         res = self._run(script)
-        running, _, output = res.stdout.partition(_SPLIT + "\n")
+        running, _, output = res.stdout.partition("@@SPLIT@@\n")
         if res.rc != 0:
             raise CommandErrorException(
                 f"{self._name()}: frr-reload --test failed (rc {res.rc}): {res.stderr[:300]}"
@@ -314,42 +509,22 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ commits
 
-    def _timer_script(self, seconds: int) -> str:
-        pending = shlex.quote(self._path("pending.pid"))
-        reverting = shlex.quote(self._path("reverting.pid"))
-        log = shlex.quote(self._path("revert.log"))
-        # The timer is its own session (setsid), so confirm_commit can end it and its sleep
-        # with one signal to the process group; its pid file names that group. It owns the
-        # rollback only after renaming pending.pid, and only if the file still names it:
-        # confirm_commit renames the same file first, so exactly one of them wins.
-        body = (
-            f"echo $$ > {pending}.new && mv {pending}.new {pending}; sleep {seconds}; "
-            f'[ "$(cat {pending} 2>/dev/null)" = "$$" ] || exit 0; '
-            f"mv {pending} {reverting} 2>/dev/null || exit 0; "
-            f"{self._reload(self._path('rollback.conf'))} > {log} 2>&1; "
-            f'echo "reverted after {seconds} s rc=$?" >> {log}; rm -f {reverting}'
-        )
-        return (
-            f"rm -f {pending}; setsid sh -c {shlex.quote(body)} </dev/null >/dev/null 2>&1 & "
-            # return only once the timer is armed, so has_pending_commit sees it at once
-            f"n=0; while [ ! -f {pending} ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n+1)); done; "
-            f"test -f {pending} || "
-            f"{{ {self._reload(self._path('rollback.conf'))} >/dev/null 2>&1; exit 7; }}"
-        )
-
     def _merge_script(self, candidate: str) -> str:
         """Apply a merge candidate in waves (see :func:`napalm_frr.parse.split_waves`)."""
         waves = split_waves(candidate)
         if len(waves) == 1:
-            return self._vtysh("-f", self._path("candidate.conf"))
+            return self._vtysh("-f", self._session_path("candidate.conf"))
         steps = []
         for i, text in enumerate(waves):
-            wave = shlex.quote(self._path(f"candidate.wave{i}.conf"))
+            wave = self._session_path(f"candidate.wave{i}.conf")
             steps.append(
-                f"printf '%s' {shlex.quote(text)} > {wave} && "
-                f"{self._vtysh('-f', self._path(f'candidate.wave{i}.conf'))}"
+                f"printf '%s' {shlex.quote(text)} > {shlex.quote(wave)} && "
+                + self._vtysh("-f", wave)
             )
-        return "{ " + " && ".join(steps) + "; }"
+        return " && ".join(steps)
+
+    def _restore(self, commit_id: str) -> str:
+        return self._reload(f"{self._state}/commits/{commit_id}/before.conf")
 
     def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
         if message:
@@ -358,84 +533,147 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             raise CommitError(f"{self._name()}: no candidate loaded, nothing to commit")
         if revert_in is not None and int(revert_in) < 1:
             raise CommitError("revert_in must be at least 1 second")
-        cand = shlex.quote(self._path("candidate.conf"))
-        rollback = shlex.quote(self._path("rollback.conf"))
-        log = shlex.quote(self._path("apply.log"))
-        apply = (
-            self._reload(self._path("candidate.conf"))
-            if self._replace
-            else self._merge_script(self._candidate)
-        )
-        pending = shlex.quote(self._path("pending.pid"))
-        script = (
-            # a second commit while one awaits confirmation would move its rollback point
-            f'test -f {pending} && kill -0 "$(cat {pending})" 2>/dev/null && exit 6; '
-            f"{shlex.join([self.vtysh_bin, '-C', '-f'])} {cand} > {log} 2>&1 "
-            f"|| {{ cat {log}; exit 3; }}; "
-            f"{self._vtysh('-c', 'show running-config no-header')} > {rollback}.new || exit 4; "
-            f"mv {rollback}.new {rollback}; "
-            f"{apply} > {log} 2>&1 || {{ "
-            f"{self._reload(self._path('rollback.conf'))} >/dev/null 2>&1; "
-            f"cat {log}; exit 5; }}; "
-            + (self._timer_script(int(revert_in)) if revert_in is not None else "true")
+        commit_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+        cand = self._session_path("candidate.conf")
+        apply = self._reload(cand) if self._replace else self._merge_script(self._candidate)
+        restore = self._restore(commit_id)
+        timer = None
+        if revert_in is not None:
+            timer = st.timer(
+                state=self._state,
+                commit_id=commit_id,
+                session=self.session_id,
+                seconds=int(revert_in),
+                restore_before=restore,
+            )
+        script = st.commit(
+            state=self._state,
+            commit_id=commit_id,
+            session=self.session_id,
+            check=f"{shlex.join([self.vtysh_bin, '-C', '-f'])} {shlex.quote(cand)}",
+            running=self._vtysh("-c", "show running-config no-header"),
+            apply=apply,
+            restore_before=restore,
+            timer=timer,
         )
         res = self._run(script)
-        if res.rc == 6:
+        if res.rc == st.RC_PENDING:
             raise CommitError(
                 f"{self._name()}: Pending commit confirm already in process! "
-                "(confirm_commit or rollback it first)"
+                f"({self._describe_pending(res.stdout)}; confirm_commit or rollback it first)"
             )
-        self._candidate, self._replace = None, False
         if res.rc == 0:
+            self._candidate, self._replace = None, False
+            self.commit_id = commit_id
             return
+        self._candidate, self._replace = None, False
         detail = (res.stdout + res.stderr).strip()[:500]
         reason = {
             3: "candidate rejected by FRR (vtysh -C), router unchanged",
             4: "cannot save the rollback point, router unchanged",
             5: "applying the candidate failed; the previous config was restored",
             7: "the commit-confirm timer did not start; the previous config was restored",
+            st.RC_LOCK: "another session holds the router's driver lock for over 60 s",
         }.get(res.rc, f"commit failed (rc {res.rc})")
         raise CommitError(f"{self._name()}: {reason}: {detail}")
 
+    def _describe_pending(self, text: str) -> str:
+        parts = text.split()
+        if len(parts) < 3:
+            return "a commit of another session is pending"
+        who = "this session" if parts[2] == self.session_id else f"session {parts[2]}"
+        left = max(0, int(parts[1]) - int(time.time())) if parts[1].isdigit() else -1
+        return f"commit {parts[0]} of {who}, reverts in {left} s"
+
     def has_pending_commit(self) -> bool:
-        pending = shlex.quote(self._path("pending.pid"))
-        res = self._run(
-            f'test -f {pending} && kill -0 "$(cat {pending})" 2>/dev/null && echo yes '
-            f"|| {{ test -f {pending} && rm -f {pending}; echo no; }}"
-        )
-        return res.stdout.strip() == "yes"
+        """True while a commit-confirm timer of any session (this driver's or another's) is
+        armed on the router; details in :attr:`pending_commit`."""
+        res = self._run(st.pending(self._state))
+        parts = res.stdout.split()
+        if len(parts) < 3:
+            self.pending_commit = None
+            return False
+        self.pending_commit = {
+            "commit_id": parts[0],
+            "deadline": int(parts[1]) if parts[1].isdigit() else -1,
+            "session": parts[2],
+            "mine": parts[2] == self.session_id,
+        }
+        return True
 
     def confirm_commit(self) -> None:
-        pending = shlex.quote(self._path("pending.pid"))
-        taken = shlex.quote(self._path("confirm.pid"))
-        res = self._run(
-            f"mv {pending} {taken} 2>/dev/null || exit 3; "
-            f'kill -TERM -"$(cat {taken})" 2>/dev/null; rm -f {taken}'
-        )
-        if res.rc == 3:
+        if self.commit_id is None:
             raise CommitError(
-                f"{self._name()}: No pending commit-confirm found (not committed with "
-                "revert_in, already confirmed, or the router already reverted it)"
+                f"{self._name()}: No pending commit-confirm found for this session "
+                "(it made no commit; name another session's commit with commit_id to confirm it)"
             )
+        res = self._run(st.confirm(self._state, self.commit_id))
+        if res.rc == st.RC_NOT_PENDING:
+            raise CommitError(
+                f"{self._name()}: No pending commit-confirm found for commit {self.commit_id} "
+                "(not committed with revert_in, already confirmed, or the router already "
+                "reverted it)"
+            )
+        if res.rc == st.RC_OTHER_PENDING:
+            raise CommitError(
+                f"{self._name()}: commit {self.commit_id} is not the pending one "
+                f"({self._describe_pending(res.stdout)}); not confirming another session's commit"
+            )
+        if res.rc != 0:
+            raise CommitError(f"{self._name()}: confirm failed (rc {res.rc}): {res.stdout[:300]}")
 
     def rollback(self) -> None:
-        pending = shlex.quote(self._path("pending.pid"))
-        taken = shlex.quote(self._path("cancel.pid"))
-        reverting = shlex.quote(self._path("reverting.pid"))
-        rollback = shlex.quote(self._path("rollback.conf"))
-        log = shlex.quote(self._path("rollback.log"))
-        script = (
-            f"if mv {pending} {taken} 2>/dev/null; then "
-            f'kill -TERM -"$(cat {taken})" 2>/dev/null; rm -f {taken}; fi; '
-            # a timer already reverting restores the same rollback point: let it finish
-            f"n=0; while [ -f {reverting} ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; "
-            f"test -f {rollback} || exit 3; "
-            f"{self._reload(self._path('rollback.conf'))} > {log} 2>&1 || {{ cat {log}; exit 4; }}"
-        )
-        res = self._run(script)
-        if res.rc == 3:
-            raise CommitError(f"{self._name()}: nothing to roll back (no commit was made)")
-        if res.rc != 0:
+        """Undo this session's last commit (or the one named by ``commit_id``). Refuses, with
+        :class:`CommitError`, when there is none, when a later commit is in effect, when it was
+        already rolled back or reverted, or when the running config changed since."""
+        if self.commit_id is None:
             raise CommitError(
-                f"{self._name()}: rollback failed: {(res.stdout + res.stderr).strip()[:500]}"
+                f"{self._name()}: nothing to roll back: this session made no commit "
+                "(name a recorded commit with optional_args commit_id)"
             )
+        cid = self.commit_id
+        res = self._run(
+            st.rollback(
+                state=self._state,
+                commit_id=cid,
+                running=self._vtysh("-c", "show running-config no-header"),
+                restore_before=self._restore(cid),
+            )
+        )
+        detail = res.stdout.split()
+        if res.rc == 0:
+            return
+        if res.rc == st.RC_UNKNOWN:
+            raise CommitError(f"{self._name()}: commit {cid} is not recorded on this router")
+        if res.rc == st.RC_NOT_TOP:
+            state = detail[0] if len(detail) == 2 else "?"
+            top = detail[-1] if detail else "none"
+            if state in ("rolled-back", "reverted"):
+                raise CommitError(f"{self._name()}: commit {cid} was already {state}")
+            raise CommitError(
+                f"{self._name()}: refusing to roll back commit {cid}: commit {top} was made "
+                "after it and is still in effect (roll that one back first)"
+            )
+        if res.rc == st.RC_DRIFT:
+            raise CommitError(
+                f"{self._name()}: refusing to roll back commit {cid}: the running config "
+                f"changed since that commit ({res.stdout.strip()} lines differ); restoring "
+                "its rollback point would undo those changes too"
+            )
+        raise CommitError(
+            f"{self._name()}: rollback of {cid} failed: {(res.stdout + res.stderr).strip()[:500]}"
+        )
+
+
+def _per_vrf(documents: list[Any]) -> list[dict[str, Any]]:
+    """``show ip route vrf all ... json``: one document per VRF (FRR 8.4), or one document
+    keyed by VRF name (newer releases); each route carries its ``vrfName`` either way."""
+    out: list[dict[str, Any]] = []
+    for data in documents:
+        if not isinstance(data, dict):
+            continue
+        if data and all(isinstance(v, dict) for v in data.values()):
+            out.extend(v for v in data.values() if isinstance(v, dict))
+        else:
+            out.append(data)
+    return out

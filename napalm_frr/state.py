@@ -75,6 +75,7 @@ while :; do
   fi
   [ "$p" = / ] && break
 done
+[ -L "$d" ] && {{ echo "$d is a symlink"; exit {RC_UNSAFE}; }}
 mkdir -p -- "$d" || exit {RC_UNSAFE}
 [ -L "$d" ] && {{ echo "$d is a symlink"; exit {RC_UNSAFE}; }}
 [ -d "$d" ] || {{ echo "$d is not a directory"; exit {RC_UNSAFE}; }}
@@ -176,7 +177,7 @@ rm -f "$d/pending"
 """,
     )
     return (
-        f'd={q(state)}; echo {q(commit_id)} $$ $(( $(date +%s) + {seconds} )) {q(session)} '
+        f"d={q(state)}; echo {q(commit_id)} $$ $(( $(date +%s) + {seconds} )) {q(session)} "
         f'> "$d/pending.new" && mv -f "$d/pending.new" "$d/pending"; sleep {seconds}; {wake}'
     )
 

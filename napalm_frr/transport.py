@@ -82,7 +82,7 @@ class SshTransport:
         timeout: float = 60.0,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        import paramiko  # type: ignore[import-untyped]  # no stubs in the dev extras
+        import paramiko
         from netmiko import ConnectHandler
 
         params: dict[str, Any] = {

@@ -19,11 +19,11 @@ from typer.testing import CliRunner
 from lbauto.cli.push import push_command
 from lbauto.core.model import Inventory, ObservedRouter, PbrBinding, PbrRule, Router, StaticRoute
 from lbauto.core.plan import RouterChange
-from lbauto.errors import PushError
+from lbauto.errors import PushAbortedError, PushError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab
 from lbauto.push.observe import observe_routers
-from lbauto.push.pipeline import PushAbortedError, RouterFleet, RouterPush, Status, push
+from lbauto.push.pipeline import RouterFleet, RouterPush, Status, push
 from lbauto.push.reconcile import reconcile_jobs
 from lbauto.push.verify import Expectation
 from tests.integration.conftest import MakeLab, vtysh, wait_route
@@ -38,6 +38,12 @@ LB = StaticRoute(VIP, AGENT, 200, 4242)
 LINES = f"ip route {VIP} {DIP} tag 4242\nip route {VIP} {AGENT} tag 4242 200\n"
 
 
+def driver_state(pathspace: str) -> Path:
+    """napalm_frr's router-side state directory (napalm_frr/state.py): the timer's record is
+    ``pending`` = "<commit> <timer pid> <deadline> <session>"."""
+    return Path.home() / ".local/state/napalm-frr" / pathspace
+
+
 @pytest.fixture(scope="module")
 def lab(make_lab: MakeLab) -> Iterator[Lab]:
     lab = make_lab("lbppush", routers=5, agents=1, dips=1)
@@ -45,7 +51,7 @@ def lab(make_lab: MakeLab) -> Iterator[Lab]:
         yield lab
     finally:  # the driver's working files on the "routers" (rollback points, logs)
         for r in lab.routers:
-            shutil.rmtree(Path("/var/tmp/napalm-frr") / r.pathspace, ignore_errors=True)
+            shutil.rmtree(driver_state(r.pathspace), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +73,10 @@ def baseline(lab: Lab, tmp_path: Path) -> Iterator[dict[str, str]]:
         yield before
     finally:
         for r in lab.routers:
-            state = Path("/var/tmp/napalm-frr") / r.pathspace
-            for pid in ("pending.pid", "reverting.pid"):
-                with contextlib.suppress(OSError, ValueError):
-                    os.killpg(int((state / pid).read_text()), signal.SIGTERM)
-                (state / pid).unlink(missing_ok=True)
+            pending = driver_state(r.pathspace) / "pending"
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.killpg(int(pending.read_text().split()[1]), signal.SIGTERM)
+            pending.unlink(missing_ok=True)
             saved = tmp_path / f"{r.name}.conf"
             saved.write_text(before[r.name])
             subprocess.run(
@@ -117,7 +122,7 @@ def test_five_routers_in_parallel_install_the_bypass(
         assert (
             f"via {DIP}" in lab.run(r.netns, "ip", "route", "get", str(VIP.network_address)).stdout
         )
-        assert not (Path("/var/tmp/napalm-frr") / r.pathspace / "pending.pid").exists()
+        assert not (driver_state(r.pathspace) / "pending").exists()
     # the same push again changes nothing
     again = push(jobs(inv.routers))
     assert [r.status for r in again.results] == [Status.UNCHANGED] * 5

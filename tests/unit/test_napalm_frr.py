@@ -24,6 +24,16 @@ from napalm_frr.parse import (
 
 IMPLEMENTED = [
     "__init__",
+    "get_interfaces",
+    "get_interfaces_ip",
+    "get_interfaces_counters",
+    "get_arp_table",
+    "get_ipv6_neighbors_table",
+    "get_bgp_neighbors",
+    "get_bgp_config",
+    "get_lldp_neighbors",
+    "get_environment",
+    "get_network_instances",
     "open",
     "close",
     "is_alive",
@@ -87,7 +97,38 @@ def test_calls_before_open_raise_connection_closed() -> None:
 def test_unknown_options_go_to_netmiko() -> None:
     drv = FRRDriver("r1", "u", "", optional_args={"pathspace": "p1", "ssh_config_file": "/x"})
     assert drv.netmiko_args == {"ssh_config_file": "/x"}
-    assert drv.state_dir == "/var/tmp/napalm-frr/p1"
+    # default: resolved on the router ($HOME/.local/state/napalm-frr/p1), never /var/tmp
+    assert drv.state_dir is None
+    assert drv.startup_path == "/etc/frr/p1/frr.conf"
+    assert drv.platform == "frr"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("vtysh", "must be an absolute path"),
+        ("../bin/vtysh", "must be an absolute path"),
+        ("/nonexistent/vtysh", "not an existing executable"),
+        ("/etc/os-release", "not an existing executable"),  # a file, not executable
+        ("/usr/bin", "not an existing executable"),  # a directory
+        ("/bin/sh -c id", "invalid vtysh"),
+    ],
+)
+def test_local_transport_refuses_executables_at_construction(value: str, error: str) -> None:
+    """Issue 11 item 6: the local transport would run whatever `vtysh` names."""
+    with pytest.raises(ConnectionException, match=error):
+        FRRDriver("r1", "u", "", optional_args={"transport": "local", "vtysh": value})
+
+
+def test_ssh_transport_refuses_relative_executables_before_connecting() -> None:
+    with pytest.raises(ConnectionException, match="must be an absolute path"):
+        FRRDriver("r1", "u", "", optional_args={"frr_reload": "frr-reload.py"})
+
+
+@pytest.mark.parametrize("commit_id", ["../../etc", "20261201T000000-zz", "x; rm -rf /"])
+def test_commit_id_option_is_checked(commit_id: str) -> None:
+    with pytest.raises(ConnectionException, match="invalid commit_id"):
+        FRRDriver("r1", "u", "", optional_args={"commit_id": commit_id})
 
 
 # --- frr-reload --test output, recorded from FRR 8.4.4 --------------------------------------
