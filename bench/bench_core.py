@@ -46,12 +46,12 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
             "nxos": "Ethernet1/1",
             "junos": "ge-0/0/1",
         }[platform]
-        lb = f"      method: {'pbr' if pbr else 'static'}\n"
+        lb = f"    lbauto_method: {'pbr' if pbr else 'static'}\n"
         if pbr:
-            lb += f"      ingress: [{ingress}]\n"
+            lb += f"    lbauto_ingress: [{ingress}]\n"
         hosts.append(
             f"r{i}:\n  hostname: 198.18.{i // 250}.{i % 250 + 1}\n  platform: {platform}\n"
-            f"  data:\n    lbauto:\n{lb}"
+            f"  data:\n{lb}"
         )
     (root / "hosts.yaml").write_text("".join(hosts))
     (root / "agents.yaml").write_text(

@@ -22,7 +22,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from lbauto.inventory._values import YMap, YSeq
+from lbauto.inventory._linemap import YMap, YSeq
 
 _CONSTRUCTED = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float"))
 # No indicator may start a plain scalar, and a trailing `:` would make it a key.
@@ -141,14 +141,14 @@ class _Reader:
             seq.lines.append(line.number)
             if line.key is not None:
                 # `- key: value` starts a mapping whose keys sit at the item's column.
-                seq.items.append(self._mapping(line.indent, first=line))
+                seq.append(self._mapping(line.indent, first=line))
             elif line.value:
                 self.pos += 1
-                seq.items.append(self._inline(line))
+                seq.append(self._inline(line))
             else:
                 self.pos += 1
                 item = self._nested(indent, line)
-                seq.items.append(item)
+                seq.append(item)
                 if isinstance(item, YMap | YSeq):
                     seq.lines[-1] = item.line  # PyYAML places a nested block where it starts
         return seq
@@ -162,10 +162,10 @@ class _Reader:
                 break
             self.pos += 1
             key = line.key
-            if key in out.values:
+            if key in out:
                 raise UnsupportedError("duplicate key")  # the node reader reports it
             out.lines[key] = line.number
-            out.values[key] = self._inline(line) if line.value else self._nested(indent, line)
+            out[key] = self._inline(line) if line.value else self._nested(indent, line)
             line = self._peek()
             if line is not None and line.indent > indent and not line.dash:
                 raise UnsupportedError(f"line {line.number}")  # a multi-line scalar or bad indent
@@ -193,11 +193,11 @@ class _Reader:
                 if not _FLOW_RE.fullmatch(inner):
                     raise UnsupportedError(text)
                 if _DOTTED_LIST_RE.fullmatch(inner):  # IPv4 DIP lists: all text, skip typing
-                    seq.items = _COMMA_RE.split(inner)
+                    seq.extend(_COMMA_RE.split(inner))
                 else:
                     scalar = self.scalar
-                    seq.items = [scalar(part.strip(" ")) for part in inner.split(",")]
-                seq.lines = [line.number] * len(seq.items)
+                    seq.extend([scalar(part.strip(" ")) for part in inner.split(",")])
+                seq.lines = [line.number] * len(seq)
             return seq
         return self._plain(text)
 

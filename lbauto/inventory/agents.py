@@ -1,136 +1,125 @@
-"""``agents.yaml``: the LB agents (control API, data-plane next hops, where their token is)."""
+"""``agents.yaml``: the LB agents (control API, data-plane next hops, where their token is).
+
+:class:`~lbauto.inventory.schema.AgentsFile` checks every entry; the checks here relate values:
+one token source per agent, unique names, and the next hops every VIP family needs.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
-from lbauto.inventory._values import YMap, YSeq
-from lbauto.inventory._yaml import YamlFile
-from lbauto.inventory.fields import (
-    ENV_RE,
-    ENV_RULE,
-    NAME_RE,
-    NAME_RULE,
-    Entry,
-    check_keys,
-    get_address,
-    get_pattern,
-    get_str,
-    get_url,
-    type_name,
-)
-from lbauto.inventory.vips import VipSource
-from lbauto.core.model import Agent
+from pydantic import ValidationError
 
-AGENT_KEYS = ("name", "api", "address", "address6", "token_env", "token_file", "ca_file")
+from lbauto.core.model import Agent
+from lbauto.inventory._errors import Labeler, Loc, Reporter
+from lbauto.inventory._linemap import YMap, YSeq
+from lbauto.inventory._yaml import YamlFile
+from lbauto.inventory.schema import NAME_RE, AgentEntry, AgentsFile
+from lbauto.inventory.vips import VipSource
+
+
+def _labeler(file: YamlFile, doc: YMap) -> Labeler:
+    items = doc.get("agents")
+
+    def label(loc: Loc) -> tuple[str, int]:
+        if len(loc) < 2 or loc[0] != "agents" or not isinstance(loc[1], int):
+            return "", 0
+        index = loc[1]
+        item = items[index] if isinstance(items, YSeq) and index < len(items) else None
+        name = item.get("name") if isinstance(item, YMap) else None
+        if isinstance(name, str) and NAME_RE.fullmatch(name):
+            return f"agents[{index}] {file.quote(name)}", 2
+        return f"agents[{index}]", 2
+
+    return label
 
 
 def load_agents(file: YamlFile, doc: object, base: Path, vips: list[VipSource]) -> list[Agent]:
     """Every valid agent in file order. ``base`` anchors relative token and CA file paths;
     ``vips`` decide which next-hop families every agent needs."""
-    top = Entry(file, None, "")
     if file.broken:
         return []
-    if not isinstance(doc, YMap) or "agents" not in doc.values:
-        top.error("no top-level `agents:` list", "start the file with `agents:` and list the LBs")
-        return []
-    check_keys(doc, ("agents",), top)
-    seq = doc.values["agents"]
-    if not isinstance(seq, YSeq) or not seq.items:
-        top.error(
-            f"agents must be a non-empty list, got {type_name(seq)}",
-            "list at least one agent: `- name: lb1`",
-            doc.lines["agents"],
+    if not isinstance(doc, YMap) or "agents" not in doc:
+        file.error(
+            None,
+            "",
+            "no top-level `agents:` list",
+            "start the file with `agents:` and list the LBs",
         )
         return []
-    first_of = _first_vip_per_family(vips)
+    rep = Reporter(file, doc, AgentsFile, _labeler(file, doc))
+    raw = doc.get("agents")
+    parsed = rep.validate(AgentsFile.model_validate)
+    if rep.flooded:
+        return []
+    entries = list(enumerate(parsed.agents)) if parsed else _salvage(raw, rep.failed)
+    first_of: dict[int, VipSource] = {}
+    for src in vips:
+        first_of.setdefault(src.vip.address.version, src)
+    for index, item in enumerate(raw if isinstance(raw, YSeq) else ()):
+        if isinstance(item, YMap):
+            _check_agent(rep, index, item, first_of)
     out: list[Agent] = []
     names: dict[str, int] = {}
-    for i, item in enumerate(seq.items):
-        entry = Entry(file, seq.lines[i], f"agents[{i}]")
-        agent = _load_agent(entry, i, item, base, first_of)
-        if agent is None:
+    for index, entry in entries:
+        if ("agents", index) in rep.failed:
             continue
-        if agent.name in names:
-            entry.error(
-                f"duplicate agent name {agent.name!r}, first at line {names[agent.name]}",
+        line = raw.lines[index] if isinstance(raw, YSeq) else 0
+        if entry.name in names:
+            rep.add(
+                ("agents", index),
+                f"duplicate agent name {rep.file.quote(entry.name)}, first at line "
+                f"{names[entry.name]}",
                 "give every agent its own name",
             )
             continue
-        names[agent.name] = seq.lines[i]
-        out.append(agent)
+        names[entry.name] = line
+        out.append(
+            Agent(
+                entry.name,
+                entry.api,
+                entry.address,
+                entry.address6,
+                entry.token_env,
+                base / entry.token_file if entry.token_file else None,
+                base / entry.ca_file if entry.ca_file else None,
+            )
+        )
     return out
 
 
-def _first_vip_per_family(vips: list[VipSource]) -> dict[int, VipSource]:
-    first: dict[int, VipSource] = {}
-    for src in vips:
-        first.setdefault(src.vip.address.version, src)
-        if len(first) == 2:
-            break
-    return first
+def _salvage(raw: object, failed: dict[Loc, set[str]]) -> list[tuple[int, AgentEntry]]:
+    out: list[tuple[int, AgentEntry]] = []
+    if not isinstance(raw, YSeq):
+        return out
+    for index, item in enumerate(raw):
+        if ("agents", index) in failed:
+            continue
+        try:
+            out.append((index, AgentEntry.model_validate(item)))
+        except ValidationError:  # reported already, as part of the whole file
+            continue
+    return out
 
 
-def _load_agent(
-    entry: Entry, index: int, item: object, base: Path, first_of: dict[int, VipSource]
-) -> Agent | None:
-    if not isinstance(item, YMap):
-        entry.error(f"must be a mapping, got {type_name(item)}", "write `- name: lb1` etc.")
-        return None
-    check_keys(item, AGENT_KEYS, entry)
-    name = get_pattern(item, "name", entry, NAME_RE, NAME_RULE, required=True)
-    if name is not None:
-        entry.label = f"agents[{index}] {name!r}"
-    api = get_url(item, "api", entry)
-    address = _next_hop(item, "address", entry, 4, first_of)
-    address6 = _next_hop(item, "address6", entry, 6, first_of)
-    if "address" not in item.values and "address6" not in item.values:
-        entry.error("address is missing", "add `address:` (the agent's data-plane IPv4 address)")
-    token_env = get_pattern(item, "token_env", entry, ENV_RE, ENV_RULE)
-    token_file = _path(item, "token_file", entry, base)
-    if token_env is not None and token_file is not None:
-        entry.error("both token_env and token_file are set", "keep one of them")
-    elif token_env is None and token_file is None and entry.ok:
-        entry.error("no token_env or token_file", "say where the agent's API token comes from")
-    ca_file = _path(item, "ca_file", entry, base)
-    if not entry.ok or name is None or api is None:
-        return None
-    assert address is None or isinstance(address, ipaddress.IPv4Address)
-    assert address6 is None or isinstance(address6, ipaddress.IPv6Address)
-    return Agent(name, api, address, address6, token_env, token_file, ca_file)
-
-
-def _next_hop(
-    item: YMap, key: str, entry: Entry, version: int, first_of: dict[int, VipSource]
-) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The agent's IPv4 (``address``) or IPv6 (``address6``) next hop, required when a VIP of
-    that family exists: routers need it for the VIP's LB route."""
-    need = first_of.get(version)
-    role = "address" if version == 4 else "address6"
-    if key not in item.values or item.values[key] is None:
-        if need is not None and (version == 6 or "address6" in item.values):
-            entry.error(
-                f"{key} is missing but VIP {need.vip.name!r} ({need.vip.address}) is IPv{version}",
+def _check_agent(rep: Reporter, index: int, item: YMap, first_of: dict[int, VipSource]) -> None:
+    at: Loc = ("agents", index)
+    for version, key in ((4, "address"), (6, "address6")):
+        need = first_of.get(version)
+        # An agent with neither address is reported once, below; IPv6 is always required by
+        # an IPv6 VIP, IPv4 by an IPv4 VIP once the agent names any next hop.
+        given = item.get(key) is not None
+        if need is not None and not given and (version == 6 or "address6" in item):
+            rep.add(
+                at,
+                f"{key} is missing but VIP {need.shown} ({need.vip.address}) is IPv{version}",
                 f"add `{key}:`, the agent's IPv{version} next hop for the LB routes",
+                kind=f"{key} missing",
             )
-        return None
-    value = get_address(item, key, entry, role, required=False)
-    if value is not None and value.version != version:
-        entry.error(
-            f"{key} {value} is not an IPv{version} address",
-            f"{key} holds the agent's IPv{version} next hop",
-            item.lines[key],
-        )
-        return None
-    return value
-
-
-def _path(item: YMap, key: str, entry: Entry, base: Path) -> Path | None:
-    value = get_str(item, key, entry)
-    if value is None:
-        return None
-    if "\0" in value:
-        entry.error(f"{key} contains a NUL character", "give a plain file path", item.lines[key])
-        return None
-    return base / value
+    if "address" not in item and "address6" not in item:
+        rep.add(at, "address is missing", "add `address:` (the agent's data-plane IPv4 address)")
+    token_env, token_file = item.get("token_env") is not None, item.get("token_file") is not None
+    if token_env and token_file:
+        rep.add(at, "both token_env and token_file are set", "keep one of them")
+    elif not token_env and not token_file and at not in rep.failed:
+        rep.add(at, "no token_env or token_file", "say where the agent's API token comes from")

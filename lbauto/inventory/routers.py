@@ -1,18 +1,30 @@
-"""Routers from Nornir SimpleInventory files: ``hosts.yaml``, ``groups.yaml``, ``defaults.yaml``.
+"""Routers from a Nornir inventory: Nornir loads them, lbauto reads them as Nornir resolves them.
 
-Each file is checked on its own first (every group and the defaults once, not once per host
-that inherits them), then each host resolves its settings like Nornir does: the host, then its
-groups in order (each group before that group's own parents), then the defaults. lbauto's
-settings live under ``data.lbauto`` and resolve key by key, so a group can set ``method`` and a
-host its ``ingress``. NAPALM's ``connection_options.napalm.extras.optional_args`` resolves as a
-whole, like Nornir's connection options.
+The routers come from Nornir's own inventory loader (``nornir.init_nornir.load_inventory``, the
+step of ``InitNornir`` that builds the inventory) with the plugin named in ``lbauto.yaml``
+(``SimpleInventory`` by default, or any registered plugin: NetBox, Nautobot, ...). Every lbauto
+setting is read through Nornir's own lookups, so ``nr.inventory.hosts["r1"]["lbauto_tag"]`` and
+lbauto always agree:
+
+- ``hostname``, ``port``, ``username``, ``platform`` and NAPALM's ``extras.optional_args`` are
+  ``host.get_connection_parameters("napalm")``: what nornir-napalm connects with;
+- lbauto's settings are flat keys of ``data`` (``lbauto_method``, ``lbauto_ingress``,
+  ``lbauto_tag``, ``lbauto_lb_distance``, ``lbauto_bypass_distance``, ``lbauto_password_env``),
+  each resolved on its own like any Nornir data key: the host, then its groups in Nornir's order,
+  then the defaults.
+
+For ``SimpleInventory`` files lbauto first checks each file on its own with the models of
+:mod:`lbauto.inventory.schema` (each group and the defaults once, with ``file:line``), and hands
+the files to Nornir only when Nornir can read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from lbauto.core.model import (
     DEFAULT_BYPASS_DISTANCE,
@@ -22,428 +34,483 @@ from lbauto.core.model import (
     Method,
     Router,
 )
-from lbauto.inventory._values import YMap, YSeq
+from lbauto.inventory._errors import Loc, Reporter, compose
+from lbauto.inventory._linemap import YMap, YSeq
 from lbauto.inventory._yaml import YamlFile
-from lbauto.inventory.fields import (
-    ENV_RE,
-    ENV_RULE,
-    HOST_RE,
-    INTERFACE_RE,
-    INTERFACE_RULE,
+from lbauto.inventory.problems import Problems, excerpt
+from lbauto.inventory.schema import (
     NAME_RE,
     NAME_RULE,
     SECRET_FIX,
-    SECRET_KEYS,
-    Entry,
-    check_keys,
-    get_choice,
-    get_int,
-    get_list,
-    get_pattern,
-    scan_secrets,
-    type_name,
+    DefaultsEntry,
+    HostEntry,
+    ResolvedRouter,
+    RouterData,
+    is_secret_key,
 )
 from lbauto.inventory.vips import VipSource
-from lbauto.platforms import PLATFORMS, canonical_name
 
-HOST_KEYS = ("hostname", "port", "username", "platform", "groups", "data", "connection_options")
-DEFAULTS_KEYS = tuple(k for k in HOST_KEYS if k != "groups")
-LBAUTO_KEYS = ("method", "ingress", "tag", "lb_distance", "bypass_distance", "password_env")
-CONNECTION_KEYS = ("hostname", "port", "username", "platform", "extras")
-EXTRAS_KEYS = ("optional_args", "timeout")
-MAX_TAG = 4294967295
-
-RESOLVED_KEYS = (
-    "hostname", "port", "username", "platform", "method", "ingress", "tag",
-    "lb_distance", "bypass_distance", "password_env", "optional_args",
-)  # fmt: skip
-
-_INVALID = object()  # a setting that was given but is wrong (already reported)
-T = TypeVar("T")
+#: lbauto's keys in Nornir ``data``.
+LBAUTO_KEYS = tuple(k for k in RouterData.model_fields if k.startswith("lbauto_"))
+SIMPLE = "SimpleInventory"
+_ENTRIES = TypeAdapter(dict[str, HostEntry])
+INGRESS_FIX = "set data.lbauto_ingress to the interfaces where VIP traffic arrives, e.g. [eth1]"
 
 
 @dataclass
-class Layer:
-    """The valid settings one host, group or the defaults gives, and the names of bad ones."""
+class NornirSource:
+    """Where routers come from (``inventory:`` in ``lbauto.yaml``)."""
 
-    entry: Entry
-    values: dict[str, object] = field(default_factory=dict)
-    invalid: set[str] = field(default_factory=set)
-    groups: tuple[str, ...] = ()
+    plugin: str = SIMPLE
+    options: dict[str, Any] = field(default_factory=dict)
+    transform_function: str | None = None
+    transform_function_options: dict[str, Any] = field(default_factory=dict)
 
-    def set(self, key: str, value: object, source: YMap) -> None:
-        """Record a checked value; ``None`` for a non-null ``source[key]`` means it was bad."""
-        if value is not None:
-            self.values[key] = value
-        elif source.values.get(key) is not None:
-            self.invalid.add(key)
+
+def simple_files(root: Path, source: NornirSource) -> tuple[Path, Path, Path]:
+    """hosts, groups and defaults files of a SimpleInventory (relative to the inventory)."""
+    opts = source.options
+    return (
+        root / str(opts.get("host_file", "hosts.yaml")),
+        root / str(opts.get("group_file", "groups.yaml")),
+        root / str(opts.get("defaults_file", "defaults.yaml")),
+    )
+
+
+def nornir_kwargs(root: Path, source: NornirSource | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``nornir.InitNornir`` that load this inventory's routers."""
+    source = source or NornirSource()
+    options = dict(source.options)
+    if source.plugin == SIMPLE:
+        hosts, groups, defaults = simple_files(root, source)
+        options |= {"host_file": str(hosts), "group_file": str(groups)}
+        options["defaults_file"] = str(defaults)
+    inventory: dict[str, Any] = {"plugin": source.plugin, "options": options}
+    if source.transform_function:
+        inventory["transform_function"] = source.transform_function
+        inventory["transform_function_options"] = source.transform_function_options
+    return {"inventory": inventory, "logging": {"enabled": False}}
+
+
+# ---------------------------------------------------------------------------------- loading
 
 
 @dataclass
-class RouterFiles:
-    """The parsed routers files; any of them may be absent."""
+class _Layers:
+    """The checked SimpleInventory files; ``bad`` maps an entry to the keys that were wrong."""
 
     hosts: YamlFile | None = None
     hosts_doc: object = None
-    groups: YamlFile | None = None
-    groups_doc: object = None
-    defaults: YamlFile | None = None
-    defaults_doc: object = None
+    bad: dict[Loc, set[str]] = field(default_factory=dict)
+    loadable: bool = True
 
 
-def load_routers(files: RouterFiles, vips: list[VipSource]) -> list[Router]:
-    """Every valid router in ``hosts.yaml`` order; problems go to the files."""
-    defaults = _defaults_layer(files)
-    groups = _group_layers(files)
-    _check_group_cycles(groups)
-    if files.hosts is None:
+def load_routers(
+    root: Path,
+    source: NornirSource,
+    vips: list[VipSource],
+    problems: Problems,
+    open_file: Any,
+) -> list[Router]:
+    """Every valid router in inventory order; problems go to ``problems``.
+
+    ``open_file(path)`` gives the :class:`YamlFile` for a path (with the inventory's limits)."""
+    layers: _Layers | None = None
+    if source.plugin == SIMPLE:
+        hosts_path, groups_path, defaults_path = simple_files(root, source)
+        hosts = open_file(hosts_path) if hosts_path.is_file() else None
+        layers = _check_files(hosts, groups_path, defaults_path, open_file)
+        if hosts is None or layers.hosts_doc is None:
+            return []  # no hosts (file absent or empty): plan the agents only
+        if not layers.loadable:
+            if not problems:  # never drop the routers silently
+                problems.add(hosts.name, None, "", "Nornir cannot read these files", "")
+            return []
+    inventory = _nornir_inventory(root, source, layers, problems)
+    if inventory is None:
         return []
-    hosts = _top_mapping(files.hosts, files.hosts_doc, "host")
     # A VIP's method override applies on every router; `bypass: never` VIPs are never bypassed.
     pbr_vips = [v for v in vips if v.vip.method is Method.PBR and v.vip.bypass is BypassPolicy.AUTO]
-    out: list[Router] = []
-    for name, m, line in hosts:
-        layer = _layer(files.hosts, f"host {name!r}", m, HOST_KEYS, line)
-        if not NAME_RE.fullmatch(name):
-            layer.entry.error(
-                f"router name {name!r} contains characters that are not allowed", NAME_RULE
-            )
-        _check_group_refs(layer, groups)
-        chain = [layer, *_group_chain(layer, groups), *([defaults] if defaults else [])]
-        router = _resolve(name, chain, pbr_vips)
-        if router is not None and layer.entry.ok:
+    out = []
+    for name, host in inventory.hosts.items():
+        router = _router(str(name), host, layers, problems, source, pbr_vips)
+        if router is not None:
             out.append(router)
     return out
 
 
-def _top_mapping(file: YamlFile, doc: object, kind: str) -> Iterator[tuple[str, YMap, int]]:
-    """(name, mapping, line of the name) for every top-level entry; an empty file has none."""
-    if doc is None:
-        return
-    if not isinstance(doc, YMap):
-        Entry(file, None, "").error(
-            f"must be a mapping of {kind} names, got {type_name(doc)}", f"write `<{kind}>:` entries"
+def _nornir_inventory(
+    root: Path, source: NornirSource, layers: _Layers | None, problems: Problems
+) -> Any:
+    from nornir.core.configuration import Config
+    from nornir.core.exceptions import PluginNotRegistered
+    from nornir.init_nornir import load_inventory
+    from ruamel.yaml.error import YAMLError
+
+    config = Config.from_dict(**nornir_kwargs(root, source))
+    where = layers.hosts.name if layers and layers.hosts else f"inventory plugin {source.plugin}"
+    try:
+        return load_inventory(config)
+    except PluginNotRegistered:
+        problems.add(
+            where,
+            None,
+            "",
+            f"Nornir has no inventory plugin {excerpt(source.plugin)}",
+            "install the plugin's package or fix inventory.plugin in lbauto.yaml",
         )
-        return
-    for name, m in doc.values.items():
-        if m is None:
-            m = YMap(doc.lines[name])
-        if not isinstance(m, YMap):
-            Entry(file, doc.lines[name], f"{kind} {name!r}").error(
-                f"must be a mapping, got {type_name(m)}", "give it keys such as `hostname:`"
-            )
-            continue
-        yield name, m, doc.lines[name]
-
-
-def _defaults_layer(files: RouterFiles) -> Layer | None:
-    if files.defaults is None or files.defaults_doc is None:
-        return None
-    doc = files.defaults_doc
-    if not isinstance(doc, YMap):
-        Entry(files.defaults, None, "defaults").error(
-            f"must be a mapping, got {type_name(doc)}", "give it keys such as `platform:`"
+    except YAMLError:
+        # lbauto's reader took the files; Nornir reads YAML 1.2 and may disagree.
+        problems.add(where, None, "", "Nornir cannot read the inventory YAML", "simplify the YAML")
+    except OSError as err:
+        problems.add(where, None, "", f"Nornir cannot read the inventory: {err.strerror}", "")
+    except TypeError as err:  # the plugin's constructor refused inventory.options
+        problems.add(
+            where,
+            None,
+            "",
+            f"inventory plugin {excerpt(source.plugin)} refused its options: "
+            + excerpt(str(err), 80),
+            "fix inventory.options in lbauto.yaml",
         )
-        return None
-    return _layer(files.defaults, "defaults", doc, DEFAULTS_KEYS, doc.line)
-
-
-def _group_layers(files: RouterFiles) -> dict[str, Layer]:
-    if files.groups is None:
-        return {}
-    layers: dict[str, Layer] = {}
-    for name, m, line in _top_mapping(files.groups, files.groups_doc, "group"):
-        layer = _layer(files.groups, f"group {name!r}", m, HOST_KEYS, line)
-        if not NAME_RE.fullmatch(name):
-            layer.entry.error(
-                f"group name {name!r} contains characters that are not allowed", NAME_RULE
-            )
-        layers[name] = layer
-    for layer in layers.values():
-        _check_group_refs(layer, layers)
-    return layers
-
-
-def _platform(m: YMap, entry: Entry) -> str | None:
-    """A platform name or a Nornir/NAPALM/netmiko alias of one, as lbauto's name."""
-    value = m.values.get("platform")
-    if value is None:
-        return None
-    name = canonical_name(value) if isinstance(value, str) else None
-    if name is None:
-        entry.error(
-            f"platform {type_name(value)} is not valid",
-            "use one of: " + ", ".join(PLATFORMS),
-            m.lines["platform"],
-        )
-    return name
-
-
-def _layer(file: YamlFile, label: str, m: YMap, keys: tuple[str, ...], line: int) -> Layer:
-    """Check one host, group or the defaults on its own."""
-    layer = Layer(Entry(file, line, label))
-    entry = layer.entry
-    check_keys(m, keys, entry)
-    for key in ("hostname", "username"):
-        layer.set(key, get_pattern(m, key, entry, HOST_RE, f"a plain {key}, no spaces"), m)
-    layer.set("port", get_int(m, "port", entry, 1, 65535), m)
-    layer.set("platform", _platform(m, entry), m)
-    if "groups" in keys:
-        layer.groups = _group_names(m, entry)
-    data = m.values.get("data")
-    if isinstance(data, YMap):
-        for key, value in data.values.items():  # other tools' data: free-form, but no secrets
-            if key != "lbauto":
-                scan_secrets(value, entry)
-                if key.lower() in SECRET_KEYS:
-                    entry.error(f"a literal {key!r} is not allowed", SECRET_FIX, data.lines[key])
-        _lbauto(layer, data.values.get("lbauto"), data.line_of("lbauto"))
-    elif data is not None:
-        entry.error(
-            f"data must be a mapping, got {type_name(data)}",
-            "write `data: {lbauto: ...}`",
-            m.lines["data"],
-        )
-    _connection_options(layer, m)
-    return layer
-
-
-def _group_names(m: YMap, entry: Entry) -> tuple[str, ...]:
-    seq = get_list(m, "groups", entry)
-    if seq is None:
-        return ()
-    names = []
-    for value, line in zip(seq.items, seq.lines, strict=True):
-        if isinstance(value, str) and NAME_RE.fullmatch(value):
-            names.append(value)
-        else:
-            entry.error(f"group {type_name(value)} is not a valid group name", NAME_RULE, line)
-    return tuple(names)
-
-
-def _lbauto(layer: Layer, value: object, line: int) -> None:
-    """``data.lbauto``: lbauto's own per-router settings."""
-    entry = layer.entry
-    if value is None:
-        return
-    if not isinstance(value, YMap):
-        entry.error(
-            f"data.lbauto must be a mapping, got {type_name(value)}",
-            "write `lbauto: {method: static}`",
-            line,
-        )
-        return
-    check_keys(value, LBAUTO_KEYS, entry)
-    layer.set("method", get_choice(value, "method", entry, Method), value)
-    layer.set("ingress", _ingress(value, entry), value)
-    layer.set("tag", get_int(value, "tag", entry, 1, MAX_TAG), value)
-    for key in ("lb_distance", "bypass_distance"):
-        layer.set(key, get_int(value, key, entry, 1, 255), value)
-    layer.set("password_env", get_pattern(value, "password_env", entry, ENV_RE, ENV_RULE), value)
-
-
-def _ingress(m: YMap, entry: Entry) -> tuple[str, ...] | None:
-    seq = get_list(m, "ingress", entry)
-    if seq is None:
-        return None
-    names: list[str] = []
-    ok = True
-    for value, line in zip(seq.items, seq.lines, strict=True):
-        if not isinstance(value, str) or not INTERFACE_RE.fullmatch(value):
-            entry.error(
-                f"ingress interface {type_name(value)} contains characters that are not allowed",
-                INTERFACE_RULE,
-                line,
-            )
-            ok = False
-        elif value in names:
-            entry.error(f"ingress interface {value!r} is listed twice", "list it once", line)
-            ok = False
-        else:
-            names.append(value)
-    return tuple(names) if ok else None
-
-
-def _connection_options(layer: Layer, m: YMap) -> None:
-    """Nornir ``connection_options``; only napalm's ``extras.optional_args`` is used."""
-    entry = layer.entry
-    options = m.values.get("connection_options")
-    if options is None:
-        return
-    if not isinstance(options, YMap):
-        entry.error(
-            f"connection_options must be a mapping, got {type_name(options)}",
-            "write `connection_options: {napalm: {extras: ...}}`",
-            m.lines["connection_options"],
-        )
-        return
-    for name, conn in options.values.items():
-        if not isinstance(conn, YMap):
-            entry.error(
-                f"connection_options.{name} must be a mapping",
-                "give it `extras:`",
-                options.lines[name],
-            )
-            continue
-        check_keys(conn, CONNECTION_KEYS, entry)
-        extras = conn.values.get("extras")
-        scan_secrets(extras, entry)
-        if name == "napalm" and extras is not None:
-            args = _optional_args(extras, entry, conn.line_of("extras"))
-            if args is None:
-                layer.invalid.add("optional_args")
-            else:
-                layer.values["optional_args"] = args
-
-
-def _optional_args(extras: object, entry: Entry, line: int) -> dict[str, Any] | None:
-    if not isinstance(extras, YMap):
-        entry.error(
-            "connection_options.napalm.extras must be a mapping",
-            "write `extras: {optional_args: {...}}`",
-            line,
-        )
-        return None
-    check_keys(extras, EXTRAS_KEYS, entry)
-    args = extras.values.get("optional_args")
-    if args is None:
-        return {}
-    if not isinstance(args, YMap):
-        entry.error(
-            "optional_args must be a mapping",
-            "write `optional_args: {key: value}`",
-            extras.line_of("optional_args"),
-        )
-        return None
-    plain = _plain(args)
-    assert isinstance(plain, dict)
-    return plain
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, YMap):
-        return {k: _plain(v) for k, v in value.values.items()}
-    if isinstance(value, YSeq):
-        return [_plain(v) for v in value.items]
-    return value
-
-
-def _check_group_refs(layer: Layer, groups: dict[str, Layer]) -> None:
-    for name in layer.groups:
-        if name not in groups:
-            known = ", ".join(groups) or "none defined"
-            layer.entry.error(
-                f"group {name!r} is not in groups.yaml",
-                f"define it there or fix the name; groups: {known}",
-            )
-
-
-def _check_group_cycles(groups: dict[str, Layer]) -> None:
-    for name, layer in groups.items():
-        stack, seen = list(layer.groups), set()
-        while stack:
-            parent = stack.pop()
-            if parent == name:
-                layer.entry.error(
-                    f"group {name!r} inherits from itself",
-                    "remove the loop from the groups' `groups:` lists",
-                )
-                break
-            if parent in seen or parent not in groups:
-                continue
-            seen.add(parent)
-            stack.extend(groups[parent].groups)
-
-
-def _group_chain(layer: Layer, groups: dict[str, Layer]) -> list[Layer]:
-    """Nornir order: each group, then its parents (depth first), each group once."""
-    chain: list[Layer] = []
-    seen: set[str] = set()
-
-    def visit(names: tuple[str, ...]) -> None:
-        for name in names:
-            if name in seen or name not in groups:
-                continue
-            seen.add(name)
-            chain.append(groups[name])
-            visit(groups[name].groups)
-
-    visit(layer.groups)
-    return chain
-
-
-def _lookup(chain: list[Layer], key: str) -> object:
-    for layer in chain:
-        if key in layer.invalid:
-            return _INVALID
-        if key in layer.values:
-            return layer.values[key]
     return None
 
 
-def _typed(got: dict[str, object], key: str, kind: type[T]) -> T | None:
-    value = got[key]
-    return value if isinstance(value, kind) else None
+def _check_files(
+    hosts: YamlFile | None, groups_path: Path, defaults_path: Path, open_file: Any
+) -> _Layers:
+    """Each SimpleInventory file on its own (every group and the defaults once)."""
+    layers = _Layers(hosts=hosts, hosts_doc=hosts.load() if hosts else None)
+    layers.loadable = not (hosts and hosts.lossy)
+    defaults = open_file(defaults_path) if defaults_path.is_file() else None
+    groups = open_file(groups_path) if groups_path.is_file() else None
+    if defaults is not None:
+        _check_defaults(defaults, defaults.load(), layers)
+    group_lists: dict[str, tuple[str, ...]] = {}
+    if groups is not None:
+        groups_doc = groups.load()
+        group_lists = _check_entries(groups, groups_doc, "group", layers, None)
+        _check_group_cycles(groups, groups_doc, group_lists, layers)
+    if hosts is not None:
+        _check_entries(hosts, layers.hosts_doc, "host", layers, group_lists if groups else {})
+    return layers
 
 
-def _resolve(name: str, chain: list[Layer], pbr_vips: list[VipSource]) -> Router | None:
-    """Build the router from its inheritance chain; cross-setting problems go to the host.
+def _check_defaults(file: YamlFile, doc: object, layers: _Layers) -> None:
+    if file.broken or file.lossy:
+        layers.loadable = False
+        return
+    if doc is None:
+        return
+    rep = Reporter(file, doc, DefaultsEntry, lambda loc: ("defaults", 0))
+    if not isinstance(doc, YMap):
+        rep.add((), "must be a mapping", "give it keys such as `platform:`")
+        layers.loadable = False
+        return
+    rep.validate(DefaultsEntry.model_validate)
+    _check_data(rep, doc, ())
+    layers.loadable &= _nornir_readable(rep, doc, ())
+    for keys in rep.failed.values():
+        layers.bad.setdefault(("defaults",), set()).update(keys)
 
-    A setting given with a bad value was reported where it is written; checks that need it are
-    skipped, the others still run, and no router is returned.
-    """
-    entry = chain[0].entry
-    got = {key: _lookup(chain, key) for key in RESOLVED_KEYS}
-    bad = {key for key, value in got.items() if value is _INVALID}
-    hostname = _typed(got, "hostname", str)
-    platform = _typed(got, "platform", str)
-    if hostname is None and "hostname" not in bad:
-        entry.error("hostname is missing", "set hostname on the host, a group or in defaults")
-    if platform is None and "platform" not in bad:
-        entry.error(
-            "platform is missing", "set platform to one of: " + ", ".join(PLATFORMS)
+
+def _check_entries(
+    file: YamlFile,
+    doc: object,
+    kind: str,
+    layers: _Layers,
+    known_groups: dict[str, tuple[str, ...]] | None,
+) -> dict[str, tuple[str, ...]]:
+    """Hosts or groups; returns each entry's ``groups`` list (names as written)."""
+    if file.broken or file.lossy:
+        layers.loadable = False
+        if file.broken:
+            return {}
+    if doc is None:
+        return {}
+
+    def label(loc: Loc) -> tuple[str, int]:
+        return (f"{kind} {file.quote(loc[0])}", 1) if loc else ("", 0)
+
+    rep = Reporter(file, doc, dict[str, HostEntry], label)
+    if not isinstance(doc, YMap):
+        rep.add(
+            (),
+            f"must be a mapping of {kind} names, got {file.quote(doc)}",
+            f"write `<{kind}>:` entries",
         )
-    method = _typed(got, "method", Method) or Method.STATIC
-    ingress = _typed(got, "ingress", tuple) or ()
-    lb_distance = _typed(got, "lb_distance", int) or DEFAULT_LB_DISTANCE
-    bypass_distance = _typed(got, "bypass_distance", int) or DEFAULT_BYPASS_DISTANCE
-    if bypass_distance >= lb_distance and not bad & {"lb_distance", "bypass_distance"}:
-        entry.error(
-            f"bypass_distance {bypass_distance} is not below lb_distance {lb_distance}",
-            "the bypass must win over the LB route: make bypass_distance smaller",
+        layers.loadable = False
+        return {}
+    rep.validate(_ENTRIES.validate_python)
+    if rep.flooded:
+        layers.loadable = False
+        return {}
+    lists: dict[str, tuple[str, ...]] = {}
+    for name, entry in doc.items():
+        if not NAME_RE.fullmatch(name):
+            rep.add(
+                (name,),
+                f"{'router' if kind == 'host' else kind} name {file.quote(name)} contains "
+                "characters that are not allowed",
+                NAME_RULE,
+            )
+        if not isinstance(entry, YMap):
+            layers.loadable = False
+            continue
+        _check_data(rep, entry, (name,))
+        layers.loadable &= _nornir_readable(rep, entry, (name,))
+        names = entry.get("groups")
+        lists[name] = (
+            tuple(g for g in names if isinstance(g, str)) if isinstance(names, YSeq) else ()
         )
-    if not bad & {"method", "ingress"}:
-        _check_pbr_ingress(entry, method, ingress, pbr_vips)
-    if bad or not entry.ok or hostname is None or platform is None:
-        return None
-    return Router(
-        name=name,
-        hostname=hostname,
-        platform=platform,
-        method=method,
-        ingress=tuple(str(i) for i in ingress),
-        tag=_typed(got, "tag", int) or DEFAULT_TAG,
-        lb_distance=lb_distance,
-        bypass_distance=bypass_distance,
-        port=_typed(got, "port", int),
-        username=_typed(got, "username", str),
-        password_env=_typed(got, "password_env", str),
-        optional_args=_typed(got, "optional_args", dict) or {},
+    groups = known_groups if known_groups is not None else lists
+    for name, parents in lists.items():
+        for parent in parents:
+            if parent not in groups:
+                rep.add(
+                    (name,),
+                    f"group {file.quote(parent)} is not in groups.yaml",
+                    "define it there or fix the name; groups: "
+                    + (", ".join(groups) or "none defined"),
+                )
+                layers.loadable = False
+    section = "hosts" if kind == "host" else "groups"
+    for loc, keys in rep.failed.items():
+        if loc:
+            layers.bad.setdefault((section, str(loc[0])), set()).update(keys)
+    return lists
+
+
+def _nornir_readable(rep: Reporter, entry: YMap, at: Loc) -> bool:
+    """Nornir's SimpleInventory reads ``data`` and each connection option as mappings and
+    ``groups`` as a list of names; anything else stops it, so lbauto reports the file alone.
+    The models report every such value; an empty connection option is the one they allow."""
+    data, options, groups = entry.get("data"), entry.get("connection_options"), entry.get("groups")
+    if isinstance(options, YMap):
+        for name, conn in options.items():
+            if conn is None:
+                rep.add(
+                    (*at, "connection_options", name),
+                    f"connection_options.{rep.file.quote(name)[1:-1]} is empty",
+                    "remove it or give it `extras:` (Nornir reads it as a mapping)",
+                )
+                return False
+    return (
+        (data is None or isinstance(data, YMap))
+        and (
+            groups is None or (isinstance(groups, YSeq) and all(isinstance(g, str) for g in groups))
+        )
+        and (
+            options is None
+            or (isinstance(options, YMap) and all(isinstance(o, YMap) for o in options.values()))
+        )
     )
 
 
-def _check_pbr_ingress(
-    entry: Entry, method: Method, ingress: tuple[object, ...], pbr_vips: list[VipSource]
+def _check_data(rep: Reporter, entry: YMap, at: Loc) -> None:
+    """Nornir ``data`` and connection extras: free-form, but no secrets, and lbauto's own keys
+    flat and spelled right."""
+    data = entry.get("data")
+    if isinstance(data, YMap):
+        for key, value in data.items():
+            loc = (*at, "data", key)
+            if key == "lbauto":
+                rep.add(
+                    loc,
+                    "data.lbauto is not read: lbauto settings are flat data keys",
+                    "write lbauto_method, lbauto_ingress, ... directly under data: Nornir "
+                    "inherits each data key as a whole",
+                )
+            elif key.startswith("lbauto_") and key not in LBAUTO_KEYS:
+                rep.add(
+                    loc, f"unknown key {rep.file.quote(key)}", "allowed: " + ", ".join(LBAUTO_KEYS)
+                )
+            if is_secret_key(key):
+                rep.add(
+                    loc,
+                    f"a literal {rep.file.quote(key)} is not allowed",
+                    SECRET_FIX,
+                    kind="secret",
+                )
+            scan_secrets(rep, value, loc)
+    options = entry.get("connection_options")
+    if isinstance(options, YMap):
+        for name, conn in options.items():
+            if isinstance(conn, YMap):
+                scan_secrets(rep, conn.get("extras"), (*at, "connection_options", name, "extras"))
+
+
+def scan_secrets(rep: Reporter, value: object, at: Loc) -> None:
+    if isinstance(value, YMap):
+        for key, item in value.items():
+            if is_secret_key(key):
+                rep.add(
+                    (*at, key),
+                    f"a literal {rep.file.quote(key)} is not allowed",
+                    SECRET_FIX,
+                    kind="secret",
+                )
+            scan_secrets(rep, item, (*at, key))
+    elif isinstance(value, YSeq):
+        for i, item in enumerate(value):
+            scan_secrets(rep, item, (*at, i))
+
+
+def _check_group_cycles(
+    file: YamlFile, doc: object, lists: dict[str, tuple[str, ...]], layers: _Layers
 ) -> None:
-    if ingress:
-        return
-    fix = "set data.lbauto.ingress to the interfaces where VIP traffic arrives, e.g. [eth1]"
-    if method is Method.PBR:
-        entry.error("method pbr needs ingress interfaces", fix)
-    elif pbr_vips:
-        first = pbr_vips[0]
-        entry.error(
-            f"VIP {first.vip.name!r} ({first.vip.address}) uses method pbr, which needs ingress "
-            "interfaces on every router",
-            fix,
+    for name, parents in lists.items():
+        stack, seen = list(parents), set()
+        while stack:
+            parent = stack.pop()
+            if parent == name:
+                line = doc.lines.get(name) if isinstance(doc, YMap) else None
+                file.error(
+                    line,
+                    f"group {file.quote(name)}",
+                    f"group {file.quote(name)} inherits from itself",
+                    "remove the loop from the groups' `groups:` lists",
+                )
+                layers.loadable = False
+                break
+            if parent in seen or parent not in lists:
+                continue
+            seen.add(parent)
+            stack.extend(lists[parent])
+
+
+# -------------------------------------------------------------------------------- resolving
+
+
+def resolved_settings(host: Any) -> dict[str, Any]:
+    """One Nornir host's lbauto settings, read with Nornir's own lookups."""
+    conn = host.get_connection_parameters("napalm")
+    out: dict[str, Any] = {
+        "hostname": conn.hostname,
+        "port": conn.port,
+        "username": conn.username,
+        "platform": conn.platform,
+    }
+    out |= {key: host.get(key) for key in LBAUTO_KEYS}
+    extras = conn.extras if isinstance(conn.extras, dict) else {}
+    out["optional_args"] = extras.get("optional_args") or {}
+    return out
+
+
+def _router(
+    name: str,
+    host: Any,
+    layers: _Layers | None,
+    problems: Problems,
+    source: NornirSource,
+    pbr_vips: list[VipSource],
+) -> Router | None:
+    file = layers.hosts.name if layers and layers.hosts else f"inventory plugin {source.plugin}"
+    line = (
+        layers.hosts_doc.lines.get(name) if layers and isinstance(layers.hosts_doc, YMap) else None
+    )
+    label = f"host {layers.hosts.quote(name) if layers and layers.hosts else excerpt(name)}"
+    settings = {k: v for k, v in resolved_settings(host).items() if v is not None}
+    bad: set[str] = set()
+    if layers is not None:
+        chain = [
+            ("hosts", name),
+            *(("groups", str(g.name)) for g in host.extended_groups()),
+            ("defaults",),
+        ]
+        for entry in chain:
+            bad |= layers.bad.get(entry, set())
+    elif not NAME_RE.fullmatch(name):
+        problems.add(
+            file,
+            line,
+            label,
+            f"router name {excerpt(name)} contains characters that are not allowed",
+            NAME_RULE,
         )
+    try:
+        resolved = ResolvedRouter.model_validate(settings)
+    except ValidationError as err:
+        failing = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+        for e in err.errors(include_url=False):
+            key = str(e["loc"][0]) if e["loc"] else ""
+            if key in bad or (key == "optional_args" and "extras" in bad):
+                continue  # already reported where it is written
+            what, fix = _resolved_message(e)
+            problems.add(file, line, label, what, fix)
+        bad |= failing
+        try:  # the other settings, for the checks that do not need the bad ones
+            resolved = ResolvedRouter.model_validate(
+                {k: v for k, v in settings.items() if k not in failing}
+            )
+        except ValidationError:
+            return None
+    lb = resolved.lbauto_lb_distance or DEFAULT_LB_DISTANCE
+    bypass = resolved.lbauto_bypass_distance or DEFAULT_BYPASS_DISTANCE
+    ok = True
+    if bypass >= lb and not bad & {"lbauto_lb_distance", "lbauto_bypass_distance"}:
+        problems.add(
+            file,
+            line,
+            label,
+            f"bypass_distance {bypass} is not below lb_distance {lb}",
+            "the bypass must win over the LB route: make bypass_distance smaller",
+        )
+        ok = False
+    if not bad & {"lbauto_method", "lbauto_ingress"}:
+        ok &= _check_pbr_ingress(problems, file, line, label, resolved, pbr_vips)
+    if bad or not ok or not NAME_RE.fullmatch(name):
+        return None
+    return Router(
+        name=name,
+        hostname=resolved.hostname,
+        platform=resolved.platform,
+        method=resolved.lbauto_method,
+        ingress=resolved.lbauto_ingress,
+        tag=resolved.lbauto_tag or DEFAULT_TAG,
+        lb_distance=lb,
+        bypass_distance=bypass,
+        port=resolved.port,
+        username=resolved.username,
+        password_env=resolved.lbauto_password_env,
+        optional_args=dict(resolved.optional_args),
+    )
+
+
+def _resolved_message(e: Any) -> tuple[str, str]:
+    """Words for an error in a resolved setting (no file to point into)."""
+    key = str(e["loc"][0]) if e["loc"] else ""
+    if e["type"] == "missing":
+        field_info = ResolvedRouter.model_fields.get(key)
+        return f"{key} is missing", (field_info.description or "") if field_info else ""
+    if e["type"] == "lbauto":
+        ctx = e.get("ctx") or {}
+        return compose(ctx, key, ctx.get("shown") or excerpt(e["input"]))
+    return f"{key}: {e['msg']}", ""
+
+
+def _check_pbr_ingress(
+    problems: Problems,
+    file: str,
+    line: int | None,
+    label: str,
+    resolved: ResolvedRouter,
+    pbr_vips: list[VipSource],
+) -> bool:
+    if resolved.lbauto_ingress:
+        return True
+    if resolved.lbauto_method is Method.PBR:
+        problems.add(file, line, label, "method pbr needs ingress interfaces", INGRESS_FIX)
+        return False
+    if pbr_vips:
+        first = pbr_vips[0]
+        problems.add(
+            file,
+            line,
+            label,
+            f"VIP {first.shown} ({first.vip.address}) uses method pbr, which needs ingress "
+            "interfaces on every router",
+            INGRESS_FIX,
+        )
+        return False
+    return True

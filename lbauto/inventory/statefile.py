@@ -30,9 +30,10 @@ agents and routers. No file means nothing is deployed yet. The format::
     }
 
 Every key inside ``agents`` and ``routers`` entries is optional except where marked required;
-unknown keys are errors (they are usually typos). :func:`state_to_json` writes the canonical
-form (VIPs and objects sorted, optional keys left out when unset) and
-``state_from_json(state_to_json(s), ...) == s`` for every state.
+unknown keys are errors (they are usually typos). The pydantic models below check the document;
+errors name the file and the JSON path (``state.json: $.agents.lb1.vips[0].mode: ...``).
+:func:`state_to_json` writes the canonical form (VIPs and objects sorted, optional keys left out
+when unset) and ``state_from_json(state_to_json(s), ...) == s`` for every state.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
-from lbauto.errors import StateError
-from lbauto.inventory.fields import INTERFACE_RE, NAME_RE
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
 from lbauto.core.model import (
     AgentVip,
     Drain,
@@ -61,12 +62,14 @@ from lbauto.core.model import (
     Transit,
     addr_key,
 )
+from lbauto.errors import StateError
+from lbauto.inventory.schema import INTERFACE_RE, MAX_TAG, NAME_RE
 
 __all__ = ["load_state", "state_from_json", "state_to_json"]
 
-T = TypeVar("T")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
-MAX_TAG = 4294967295
+#: Most problems one StateError lists.
+MAX_PROBLEMS = 20
 
 
 def load_state(path: Path | None) -> ObservedState:
@@ -150,206 +153,252 @@ def _router_to_json(router: ObservedRouter) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ reading
 
 
-class _At:
-    """A position in the JSON document; errors name the file and the JSON path."""
-
-    def __init__(self, source: str, path: str = "$") -> None:
-        self.source = source
-        self.path = path
-
-    def key(self, key: str) -> _At:
-        step = f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{key!r}]"
-        return _At(self.source, self.path + step)
-
-    def index(self, i: int) -> _At:
-        return _At(self.source, f"{self.path}[{i}]")
-
-    def fail(self, what: str) -> NoReturn:
-        raise StateError(f"{self.source}: {self.path}: {what}")
-
-
-def state_from_json(data: object, source: str) -> ObservedState:
-    """Parse the JSON form (see the module docstring); ``source`` names it in errors."""
-    at = _At(source)
-    top = _object(at, data, {"agents", "routers"}, set())
-    agents = {
-        name: _agent(at.key("agents").key(name), name, value)
-        for name, value in _object(at.key("agents"), top.get("agents", {}), None, set()).items()
-    }
-    routers = {
-        name: _router(at.key("routers").key(name), name, value)
-        for name, value in _object(at.key("routers"), top.get("routers", {}), None, set()).items()
-    }
-    return ObservedState(agents=agents, routers=routers)
-
-
-def _object(at: _At, value: object, allowed: set[str] | None, required: set[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        at.fail(f"expected an object, got {_kind(value)}")
-    if allowed is not None:
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            at.key(unknown[0]).fail(f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    for key in sorted(required - set(value)):
-        at.key(key).fail("missing")
-    return value
-
-
-def _list(at: _At, value: object, item: Callable[[_At, object], T]) -> list[T]:
-    if not isinstance(value, list):
-        at.fail(f"expected a list, got {_kind(value)}")
-    return [item(at.index(i), v) for i, v in enumerate(value)]
-
-
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
     return names.get(type(value), "null" if value is None else f"the number {value!r}")
 
 
-def _name(at: _At, name: str) -> str:
-    if not NAME_RE.fullmatch(name):
-        at.fail("name contains characters that are not allowed (use A-Z a-z 0-9 _ . -)")
-    return name
+def _fail(what: str) -> NoReturn:
+    raise PydanticCustomError("state", "{what}", {"what": what})
 
 
-def _address(at: _At, value: object) -> IPAddress:
+def _address(value: Any) -> IPAddress:
     if isinstance(value, str) and "%" not in value:
         try:
             return ipaddress.ip_address(value)
         except ValueError:
             pass
-    at.fail(f"{value!r} is not an IP address")
+    _fail(f"{value!r} is not an IP address")
 
 
-def _prefix(at: _At, value: object) -> IPNetwork:
+def _prefix(value: Any) -> IPNetwork:
     if isinstance(value, str):
         try:
             return ipaddress.ip_network(value)
         except ValueError:
             pass
-    at.fail(f"{value!r} is not a prefix such as 192.0.2.10/32")
+    _fail(f"{value!r} is not a prefix such as 192.0.2.10/32")
 
 
-def _int(at: _At, value: object, low: int, high: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-        return value
-    at.fail(f"expected an integer from {low} to {high}, got {_kind(value)}")
+def _integer(low: int, high: int) -> PlainValidator:
+    def check(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        _fail(f"expected an integer from {low} to {high}, got {_kind(value)}")
+
+    return PlainValidator(check)
 
 
-def _seconds(at: _At, value: object) -> float:
+def _seconds(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
-    at.fail(f"expected a number of seconds >= 0, got {_kind(value)}")
+    _fail(f"expected a number of seconds >= 0, got {_kind(value)}")
 
 
-def _bool(at: _At, value: object) -> bool:
+def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    at.fail(f"expected true or false, got {_kind(value)}")
+    _fail(f"expected true or false, got {_kind(value)}")
 
 
-def _agent(at: _At, name: str, value: object) -> Mapping[IPAddress, AgentVip]:
-    _name(at, name)
-    vips = _list(at.key("vips"), _object(at, value, {"vips"}, set()).get("vips", []), _agent_vip)
-    out: dict[IPAddress, AgentVip] = {}
-    for i, vip in enumerate(vips):
-        if vip.address in out:
-            at.key("vips").index(i).key("address").fail(f"VIP {vip.address} is listed twice")
-        out[vip.address] = vip
+def _mode(value: Any) -> Mode:
+    if isinstance(value, str) and value in Mode._value2member_map_:
+        return Mode(value)
+    _fail(f"{value!r} is not a mode (use multi, single or empty)")
+
+
+def _vip_name(value: Any) -> str:
+    if isinstance(value, str) and NAME_RE.fullmatch(value):
+        return value
+    _fail(f"{value!r} is not a valid VIP name")
+
+
+def _interface(value: Any) -> str:
+    # Observed bindings are rendered into removal config: same rule as the inventory's names.
+    if isinstance(value, str) and INTERFACE_RE.fullmatch(value):
+        return value
+    _fail(f"{value!r} is not a valid interface name")
+
+
+def _version(value: Any) -> int:
+    if value in (4, 6) and not isinstance(value, bool):
+        return int(value)
+    _fail(f"expected 4 or 6, got {_kind(value)}")
+
+
+Address = Annotated[IPAddress, PlainValidator(_address)]
+Prefix = Annotated[IPNetwork, PlainValidator(_prefix)]
+Seconds = Annotated[float, PlainValidator(_seconds)]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class _TransitDoc(_Doc):
+    dip: Address
+    seconds: Seconds
+
+
+class _DrainDoc(_Doc):
+    dips: list[Address]
+    timeout: Seconds
+
+
+class _VipDoc(_Doc):
+    address: Address
+    mode: Annotated[Mode, PlainValidator(_mode)]
+    dips: list[Address]
+    flow_tracking: Annotated[bool, PlainValidator(_bool)]
+    name: Annotated[str | None, PlainValidator(_vip_name)] = None
+    generation: Annotated[int | None, _integer(0, 2**63 - 1)] = None
+    transit: _TransitDoc | None = None
+    drain: _DrainDoc | None = None
+
+
+class _AgentDoc(_Doc):
+    vips: list[_VipDoc] = []
+
+
+def _same_family(prefix: IPNetwork, next_hop: IPAddress) -> None:
+    if prefix.version != next_hop.version:
+        raise PydanticCustomError(
+            "state_family",
+            "{what}",
+            {"what": f"next hop {next_hop} is not in the family of {prefix}"},
+        )
+
+
+class _RouteDoc(_Doc):
+    prefix: Prefix
+    next_hop: Address
+    distance: Annotated[int, _integer(1, 255)]
+    tag: Annotated[int, _integer(1, MAX_TAG)]
+
+    @model_validator(mode="after")
+    def _family(self) -> _RouteDoc:
+        _same_family(self.prefix, self.next_hop)
+        return self
+
+
+class _PbrDoc(_Doc):
+    seq: Annotated[int, _integer(1, MAX_TAG)]
+    prefix: Prefix
+    next_hop: Address
+
+    @model_validator(mode="after")
+    def _family(self) -> _PbrDoc:
+        _same_family(self.prefix, self.next_hop)
+        return self
+
+
+class _BindingDoc(_Doc):
+    interface: Annotated[str, PlainValidator(_interface)]
+    version: Annotated[int, PlainValidator(_version)] = 4
+
+
+class _RouterDoc(_Doc):
+    routes: list[_RouteDoc] = []
+    pbr: list[_PbrDoc] = []
+    bindings: list[_BindingDoc] = []
+
+
+class _StateDoc(_Doc):
+    agents: dict[str, _AgentDoc] = {}
+    routers: dict[str, _RouterDoc] = {}
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    out = "$"
+    for step in loc:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            out += f".{step}" if _PLAIN_KEY.fullmatch(step) else f"[{step!r}]"
     return out
 
 
-_VIP_KEYS = {"address", "mode", "dips", "flow_tracking", "name", "generation", "transit", "drain"}
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel]:
+    """The document model a location sits in (for the allowed keys of an unknown one)."""
+    path = [s for s in loc if isinstance(s, str)]
+    if not path:
+        return _StateDoc
+    table: dict[tuple[str, ...], type[BaseModel]] = {
+        ("agents",): _AgentDoc, ("agents", "vips"): _VipDoc, ("agents", "vips", "transit"):
+        _TransitDoc, ("agents", "vips", "drain"): _DrainDoc, ("routers",): _RouterDoc,
+        ("routers", "routes"): _RouteDoc, ("routers", "pbr"): _PbrDoc,
+        ("routers", "bindings"): _BindingDoc,
+    }  # fmt: skip
+    # Agent and router names are keys of free-form mappings: drop them from the path.
+    shape = (path[0], *path[2:]) if len(path) > 1 else (path[0],)
+    return table.get(shape, _StateDoc)
 
 
-def _agent_vip(at: _At, value: object) -> AgentVip:
-    obj = _object(at, value, _VIP_KEYS, {"address", "mode", "dips", "flow_tracking"})
-    mode = obj["mode"]
-    if mode not in {m.value for m in Mode}:
-        at.key("mode").fail(f"{mode!r} is not a mode (use multi, single or empty)")
-    name = obj.get("name")
-    if name is not None and not (isinstance(name, str) and NAME_RE.fullmatch(name)):
-        at.key("name").fail(f"{name!r} is not a valid VIP name")
-    generation = obj.get("generation")
-    return AgentVip(
-        address=_address(at.key("address"), obj["address"]),
-        mode=Mode(mode),
-        dips=tuple(_list(at.key("dips"), obj["dips"], _address)),
-        flow_tracking=_bool(at.key("flow_tracking"), obj["flow_tracking"]),
-        generation=None
-        if generation is None
-        else _int(at.key("generation"), generation, 0, 2**63 - 1),
-        name=name,
-        transit=_transit(at.key("transit"), obj.get("transit")),
-        drain=_drain(at.key("drain"), obj.get("drain")),
-    )
+def _message(e: Any) -> tuple[tuple[str | int, ...], str]:
+    loc = tuple(e["loc"])
+    kind = e["type"]
+    if kind in ("state", "state_family"):
+        what = e["ctx"]["what"]
+        return ((*loc, "next_hop") if kind == "state_family" else loc), what
+    if kind == "missing":
+        return loc, "missing"
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(_model_at(loc[:-1]).model_fields))
+        return loc, f"unknown key (allowed: {allowed})"
+    if kind in ("model_type", "dict_type"):
+        return loc, f"expected an object, got {_kind(e['input'])}"
+    if kind == "list_type":
+        return loc, f"expected a list, got {_kind(e['input'])}"
+    return loc, e["msg"]  # pragma: no cover - no other kind expected
 
 
-def _transit(at: _At, value: object) -> Transit | None:
-    if value is None:
-        return None
-    obj = _object(at, value, {"dip", "seconds"}, {"dip", "seconds"})
-    return Transit(_address(at.key("dip"), obj["dip"]), _seconds(at.key("seconds"), obj["seconds"]))
+def state_from_json(data: object, source: str) -> ObservedState:
+    """Parse the JSON form (see the module docstring); ``source`` names it in errors."""
+    try:
+        doc = _StateDoc.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors(include_url=False)[:MAX_PROBLEMS]:
+            loc, what = _message(e)
+            lines.append(f"{source}: {_path(loc)}: {what}")
+        raise StateError("\n".join(lines)) from err
+    problems = [
+        f"{source}: {_path(('agents', name) if kind == 'agent' else ('routers', name))}: "
+        "name contains characters that are not allowed (use A-Z a-z 0-9 _ . -)"
+        for kind, names in (("agent", doc.agents), ("router", doc.routers))
+        for name in names
+        if not NAME_RE.fullmatch(name)
+    ]
+    if problems:
+        raise StateError("\n".join(problems[:MAX_PROBLEMS]))
+    agents = {name: _agent(source, name, agent) for name, agent in doc.agents.items()}
+    routers = {name: _router(name, router) for name, router in doc.routers.items()}
+    return ObservedState(agents=agents, routers=routers)
 
 
-def _drain(at: _At, value: object) -> Drain | None:
-    if value is None:
-        return None
-    obj = _object(at, value, {"dips", "timeout"}, {"dips", "timeout"})
-    dips = tuple(_list(at.key("dips"), obj["dips"], _address))
-    return Drain(dips, _seconds(at.key("timeout"), obj["timeout"]))
+def _agent(source: str, name: str, doc: _AgentDoc) -> dict[IPAddress, AgentVip]:
+    out: dict[IPAddress, AgentVip] = {}
+    for i, vip in enumerate(doc.vips):
+        if vip.address in out:
+            where = _path(("agents", name, "vips", i, "address"))
+            raise StateError(f"{source}: {where}: VIP {vip.address} is listed twice")
+        out[vip.address] = AgentVip(
+            address=vip.address,
+            mode=vip.mode,
+            dips=tuple(vip.dips),
+            flow_tracking=vip.flow_tracking,
+            generation=vip.generation,
+            name=vip.name,
+            transit=Transit(vip.transit.dip, vip.transit.seconds) if vip.transit else None,
+            drain=Drain(tuple(vip.drain.dips), vip.drain.timeout) if vip.drain else None,
+        )
+    return out
 
 
-def _router(at: _At, name: str, value: object) -> ObservedRouter:
-    _name(at, name)
-    obj = _object(at, value, {"routes", "pbr", "bindings"}, set())
-    objects: list[OwnedObject] = []
-    objects += _list(at.key("routes"), obj.get("routes", []), _route)
-    objects += _list(at.key("pbr"), obj.get("pbr", []), _pbr_rule)
-    objects += _list(at.key("bindings"), obj.get("bindings", []), _binding)
+def _router(name: str, doc: _RouterDoc) -> ObservedRouter:
+    objects: list[OwnedObject] = [
+        StaticRoute(r.prefix, r.next_hop, r.distance, r.tag) for r in doc.routes
+    ]
+    objects += [PbrRule(r.seq, r.prefix, r.next_hop) for r in doc.pbr]
+    objects += [PbrBinding(b.interface, b.version) for b in doc.bindings]
     return ObservedRouter(name=name, objects=frozenset(objects))
-
-
-def _same_family(at: _At, prefix: IPNetwork, next_hop: IPAddress) -> None:
-    if prefix.version != next_hop.version:
-        at.key("next_hop").fail(f"next hop {next_hop} is not in the family of {prefix}")
-
-
-def _route(at: _At, value: object) -> StaticRoute:
-    obj = _object(
-        at,
-        value,
-        {"prefix", "next_hop", "distance", "tag"},
-        {"prefix", "next_hop", "distance", "tag"},
-    )
-    route = StaticRoute(
-        prefix=_prefix(at.key("prefix"), obj["prefix"]),
-        next_hop=_address(at.key("next_hop"), obj["next_hop"]),
-        distance=_int(at.key("distance"), obj["distance"], 1, 255),
-        tag=_int(at.key("tag"), obj["tag"], 1, MAX_TAG),
-    )
-    _same_family(at, route.prefix, route.next_hop)
-    return route
-
-
-def _pbr_rule(at: _At, value: object) -> PbrRule:
-    obj = _object(at, value, {"seq", "prefix", "next_hop"}, {"seq", "prefix", "next_hop"})
-    rule = PbrRule(
-        seq=_int(at.key("seq"), obj["seq"], 1, MAX_TAG),
-        prefix=_prefix(at.key("prefix"), obj["prefix"]),
-        next_hop=_address(at.key("next_hop"), obj["next_hop"]),
-    )
-    _same_family(at, rule.prefix, rule.next_hop)
-    return rule
-
-
-def _binding(at: _At, value: object) -> PbrBinding:
-    obj = _object(at, value, {"interface", "version"}, {"interface"})
-    interface = obj["interface"]
-    # Observed bindings are rendered into removal config: same rule as the inventory's names.
-    if not (isinstance(interface, str) and INTERFACE_RE.fullmatch(interface)):
-        at.key("interface").fail(f"{interface!r} is not a valid interface name")
-    version = obj.get("version", 4)
-    if version not in (4, 6) or isinstance(version, bool):
-        at.key("version").fail(f"expected 4 or 6, got {_kind(version)}")
-    return PbrBinding(interface=interface, version=version)

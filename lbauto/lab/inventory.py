@@ -43,6 +43,8 @@ def _header(lay: Layout, what: str) -> str:
 
 def hosts_yaml(lay: Layout) -> str:
     out = [_header(lay, "Routers (Nornir SimpleInventory hosts)")]
+    out.append("# lbauto's settings are flat `lbauto_*` data keys, resolved as Nornir resolves\n")
+    out.append("# any data key: `nr.inventory.hosts[name]['lbauto_method']` is what lbauto uses.\n")
     out.append("# Each router is an FRR instance in its own network namespace, reached over SSH\n")
     out.append("# on the lab management bridge; `pathspace` selects its `vtysh -N` instance.\n")
     for r in lay.routers:
@@ -54,9 +56,8 @@ def hosts_yaml(lay: Layout) -> str:
             f"  platform: frr\n"
             f"  groups: [lab]\n"
             f"  data:\n"
-            f"    lbauto:\n"
-            f"      method: {lay.spec.method}\n"
-            f"      ingress: [{r.ingress}]          # client-facing interface (used by pbr)\n"
+            f"    lbauto_method: {lay.spec.method}\n"
+            f"    lbauto_ingress: [{r.ingress}]     # client-facing interface (used by pbr)\n"
             f"  connection_options:\n"
             f"    napalm:\n"
             f"      extras:\n"
@@ -73,8 +74,7 @@ def groups_yaml(lay: Layout) -> str:
         "lab:\n"
         "  platform: frr\n"
         "  data:\n"
-        "    lbauto:\n"
-        "      tag: 4242             # marks the static routes lbauto owns\n"
+        "    lbauto_tag: 4242        # marks the static routes lbauto owns\n"
     )
 
 

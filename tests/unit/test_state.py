@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from lbauto.core.model import (
     AgentVip,
     Drain,
+    IPAddress,
     Mode,
     ObservedRouter,
     ObservedState,
+    OwnedObject,
     PbrBinding,
     PbrRule,
     StaticRoute,
@@ -213,9 +215,10 @@ def _agent_vip(draw: st.DrawFn) -> AgentVip:
 
 
 @st.composite
-def _owned(draw: st.DrawFn) -> object:
-    next_hop = draw(_addr)
-    prefix = ipaddress.ip_network(draw(_v4 if next_hop.version == 4 else _v6))
+def _owned(draw: st.DrawFn) -> OwnedObject:
+    next_hop: IPAddress = draw(_addr)
+    host: IPAddress = draw(_v4) if next_hop.version == 4 else draw(_v6)
+    prefix = ipaddress.ip_network(host)
     kind = draw(st.sampled_from(["static", "pbr", "binding"]))
     if kind == "static":
         return StaticRoute(
