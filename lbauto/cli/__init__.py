@@ -11,14 +11,17 @@ import gc
 import sys
 
 from lbauto.agent.cli import app as agent_app
-from lbauto.cli import live, offline, push
+from lbauto.cli import live, offline, play, push
 from lbauto.cli.lab import app as lab_app
-from lbauto.cli.options import app
+from lbauto.cli.options import EXIT_ERROR, app, error_lines
 from lbauto.errors import LbautoError
 
 app.add_typer(lab_app, name="lab", help="Build and drive the network-namespace lab.")
 app.add_typer(agent_app, name="agent", help="Run the bundled LB agent.")
-app.command("push")(push.push_command)
+app.command("push", epilog="Example: lbauto push -i inventories/prod --dry-run --limit r1")(
+    push.push_command
+)
+app.command("play", epilog=play.EPILOG)(play.play_command)
 
 __all__ = ["app", "live", "main", "offline"]
 
@@ -36,9 +39,9 @@ def main() -> None:
     lbauto's own errors become one ``error:`` line per problem and exit 1."""
     tune_gc()
     try:
-        app()
+        app(prog_name="lbauto")  # also under `python -m lbauto`: one completion name
     except LbautoError as exc:
         # Plain writes: one problem per line, never wrapped (scripts grep these lines).
-        for line in str(exc).splitlines() or ["error"]:
-            sys.stderr.write(f"error: {line}\n")
-        sys.exit(1)
+        for line in error_lines(exc):
+            sys.stderr.write(line + "\n")
+        sys.exit(EXIT_ERROR)

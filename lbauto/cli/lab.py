@@ -16,7 +16,7 @@ from rich.table import Table
 from lbauto.errors import LbautoError
 from lbauto.lab.lab import Lab, down
 from lbauto.lab.spec import LabSpec
-from lbauto.lab.traffic import TrafficReport, run_traffic
+from lbauto.lab.traffic import TrafficReport, start_traffic
 
 app = typer.Typer(
     help="A lab of network namespaces on this host: FRR routers over SSH, agents, DIP hosts "
@@ -181,10 +181,17 @@ def traffic(
     ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Hold long-lived connections and open short ones to a VIP from the client; report."""
+    """Hold long-lived connections and open short ones to a VIP from the client; report.
+    Ctrl-C stops the client and prints the report so far (exit 130)."""
     try:
         lab = Lab.load(name)
-        report = run_traffic(lab, vip, connections, duration, lifetime, new_per_second)
+        handle = start_traffic(lab, vip, connections, duration, lifetime, new_per_second)
+        try:
+            report, interrupted = handle.wait(timeout=duration + 30), False
+        except KeyboardInterrupt:
+            # The client runs in the lab's namespace: stop it (it may have had the SIGINT of
+            # the terminal too) and keep what it measured.
+            report, interrupted = handle.stop_and_report(), True
     except LbautoError as err:
         raise _fail(err) from err
     if output is Output.json:
@@ -192,5 +199,7 @@ def traffic(
     else:
         _print_report(report)
     c = report.counts
+    if interrupted:
+        raise typer.Exit(130)
     if strict and (c.broken or c.new_failed or c.long_lived_failed):
         raise typer.Exit(2)

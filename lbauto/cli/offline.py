@@ -1,97 +1,225 @@
-"""Commands that read files only: ``validate``, ``plan``, ``render``."""
+"""Commands that read files (and, for ``plan`` without ``--state``, the live devices):
+``validate``, ``plan``, ``render``, ``show``."""
 
 from __future__ import annotations
 
-import json
+import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lbauto.cli.options import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    DetailedExitOpt,
     DrainOpt,
     InventoryOpt,
+    LimitOpt,
     Output,
     OutputOpt,
+    StateOpt,
     TransitOpt,
     app,
+    error_lines,
     inventory_path,
     out,
+    split_limit,
+    state_file,
 )
 from lbauto.core.model import Inventory, ObservedState
 from lbauto.errors import InventoryError
+from lbauto.orchestrate.planfile import StateSource
+
+log = logging.getLogger("lbauto.cli")
 
 
-@app.command()
-def validate(ctx: typer.Context, inventory: InventoryOpt = None) -> None:
+@app.command(
+    epilog="Example: lbauto validate -i inventories/prod -o json",
+)
+def validate(
+    ctx: typer.Context, inventory: InventoryOpt = None, output: OutputOpt = Output.table
+) -> None:
     """Validate an inventory and report every problem at once (file:line: entry: problem)."""
+    from lbauto.cli.present import write_json, write_text
     from lbauto.inventory import load_inventory
 
-    inv = load_inventory(inventory_path(ctx, inventory))
-    out.print(
-        f"inventory {inv.path}: {len(inv.routers)} router(s), {len(inv.agents)} agent(s), "
-        f"{len(inv.vips)} VIP(s): valid"
+    path = inventory_path(ctx, inventory)
+    try:
+        inv = load_inventory(path)
+    except InventoryError as exc:
+        if output is Output.table:
+            raise
+        doc: dict[str, Any] = {
+            "version": 1,
+            "kind": "validate",
+            "inventory": str(path),
+            "valid": False,
+            "problems": exc.problems,
+        }
+        if output is Output.json:
+            write_json(doc)
+        else:
+            lines = "\n".join(f"- `{p}`" for p in exc.problems)
+            write_text(
+                f"### lbauto validate\n\n**{path}: {len(exc.problems)} problem(s)**\n\n{lines}"
+            )
+        for line in error_lines(exc):
+            sys.stderr.write(line + "\n")
+        raise typer.Exit(EXIT_ERROR) from exc
+    summary = f"{len(inv.routers)} router(s), {len(inv.agents)} agent(s), {len(inv.vips)} VIP(s)"
+    if output is Output.json:
+        write_json(
+            {
+                "version": 1,
+                "kind": "validate",
+                "inventory": str(path),
+                "valid": True,
+                "problems": [],
+                "routers": len(inv.routers),
+                "agents": len(inv.agents),
+                "vips": len(inv.vips),
+            }
+        )
+    elif output is Output.markdown:
+        write_text(f"### lbauto validate\n\n**{path}: {summary}: valid**")
+    else:
+        out.print(f"inventory {inv.path}: {summary}: valid")
+
+
+def observed_state(
+    inv: Inventory, state: str | None
+) -> tuple[ObservedState, StateSource, Path | None]:
+    """The observed state, its source (live, file, empty) and the state file if any."""
+    from lbauto.inventory.statefile import load_state
+
+    path = state_file(state)
+    if path is not None:
+        log.info("observed state from %s", path)
+        return load_state(path), "file", path
+    if state == "empty":
+        log.info("observed state: empty (--state empty)")
+        return ObservedState(), "empty", None
+    log.info(
+        "observing the live state of %d agent(s), %d router(s)", len(inv.agents), len(inv.routers)
     )
+    return _observe_live(inv), "live", None
 
 
-@app.command()
+@app.command(
+    epilog=(
+        "Examples: lbauto plan -i inventories/prod --state empty; "
+        "lbauto plan -i inventories/prod --detailed-exitcode --out plan.lbauto -o markdown"
+    ),
+)
 def plan(
     ctx: typer.Context,
     inventory: InventoryOpt = None,
-    state: Annotated[
+    state: StateOpt = None,
+    output: OutputOpt = Output.table,
+    out_file: Annotated[
         Path | None,
         typer.Option(
-            "--state",
-            help="Observed state as JSON (see README). A missing file means nothing is deployed.",
+            "--out",
+            help="Also save the plan to this file (for `lbauto apply PLAN` and `lbauto show`).",
+            metavar="PLAN",
+            show_default=False,
         ),
     ] = None,
-    output: OutputOpt = Output.table,
-    detailed_exitcode: Annotated[
-        bool,
-        typer.Option(
-            "--detailed-exitcode", help="Exit 0 when nothing would change, 2 when changes pend."
-        ),
-    ] = False,
+    limit: LimitOpt = None,
+    detailed_exitcode: DetailedExitOpt = False,
     transit: TransitOpt = 60.0,
     drain_timeout: DrainOpt = 30.0,
 ) -> None:
-    """Show the transitions and router changes that would move observed state to the inventory.
-
-    Without --state the observed state is read live from the agents and routers.
-    """
-    from lbauto.cli.present import plan_to_json, print_plan
+    """Show the transitions and router changes that would move the observed state to the
+    inventory; optionally save them as a plan file."""
+    from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
     from lbauto.core.plan import PlanOptions
-    from lbauto.core.planner import make_plan
     from lbauto.inventory import load_inventory
-    from lbauto.inventory.statefile import load_state
+    from lbauto.orchestrate.limit import limited_plan
+    from lbauto.orchestrate.planfile import build_plan_file, plan_document, write_plan_file
 
-    inv = load_inventory(inventory_path(ctx, inventory))
-    observed = load_state(state) if state else _observe_live(inv)
-    the_plan = make_plan(
-        inv, observed, PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
-    )
+    given = inventory_path(ctx, inventory)
+    inv = load_inventory(given)
+    observed, source, path = observed_state(inv, state)
+    options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
+    patterns = split_limit(limit)
+    lp = limited_plan(inv, observed, options, patterns)
+    doc = plan_document(lp.plan, inv, observed, lp.skipped)
+    if out_file is not None:
+        pf = build_plan_file(
+            plan_doc=doc,
+            inv=inv,
+            inventory_given=given,
+            observed=observed,
+            source=source,
+            state_file=path,
+            options=options,
+            limit=patterns,
+            only=lp.only,
+        )
+        write_plan_file(out_file, pf)
     if output is Output.json:
-        sys.stdout.write(json.dumps(plan_to_json(the_plan, inv, observed), indent=2) + "\n")
+        write_json(doc)
+    elif output is Output.markdown:
+        write_text(plan_markdown(doc))
     else:
-        print_plan(out, the_plan, inv, observed)
-    if detailed_exitcode and the_plan.has_changes:
-        raise typer.Exit(2)
+        print_plan(out, doc)
+        if out_file is not None:
+            out.print(f"plan saved to {out_file}: apply it with `lbauto apply {out_file}`")
+    if detailed_exitcode and doc["changes"]:  # pending router commits count as changes
+        raise typer.Exit(EXIT_CHANGES)
 
 
-@app.command()
+@app.command(epilog="Example: lbauto show plan.lbauto -o markdown")
+def show(
+    plan_file: Annotated[Path, typer.Argument(help="A plan file from `lbauto plan --out`.")],
+    output: OutputOpt = Output.table,
+) -> None:
+    """Print a saved plan (what `lbauto apply PLAN` would run) with what it was computed from."""
+    from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
+    from lbauto.orchestrate.planfile import load_plan_file
+
+    pf = load_plan_file(plan_file)
+    saved = {
+        "file": str(plan_file),
+        "format_version": pf.version,
+        "lbauto_version": pf.lbauto_version,
+        "created": pf.created,
+        "inventory": {"path": pf.inventory.path, "digest": pf.inventory.digest},
+        "state": {"source": pf.state.source, "file": pf.state.file, "digest": pf.state.digest},
+        "options": pf.options.model_dump(mode="json"),
+    }
+    if output is Output.json:
+        write_json({**pf.plan, "kind": "plan", "saved": saved})
+    elif output is Output.markdown:
+        text = plan_markdown(pf.plan, title=f"lbauto plan (saved: {plan_file.name})")
+        write_text(text)
+    else:
+        out.print(
+            f"plan file {plan_file}: made {pf.created} by lbauto {pf.lbauto_version} from "
+            f"inventory {pf.inventory.path} ({pf.inventory.digest[:19]}…) and {pf.state.source} "
+            f"state ({pf.state.digest[:19]}…)"
+        )
+        if pf.options.limit:
+            out.print(f"limited to: {', '.join(pf.options.limit)}")
+        print_plan(out, pf.plan)
+
+
+@app.command(epilog="Example: lbauto render -i inventories/prod r1 -o json")
 def render(
     ctx: typer.Context,
     routers: Annotated[
         list[str] | None, typer.Argument(help="Routers to render (default: all).")
     ] = None,
     inventory: InventoryOpt = None,
-    state: Annotated[
-        Path | None,
-        typer.Option("--state", help="Observed state JSON (keeps PBR sequence numbers stable)."),
-    ] = None,
+    state: StateOpt = None,
+    output: OutputOpt = Output.table,
 ) -> None:
-    """Print the full intended lbauto-owned config of each router."""
+    """Print the full intended lbauto-owned config of each router (--state keeps PBR
+    sequence numbers as observed; without it, as from nothing deployed)."""
+    from lbauto.cli.present import write_json, write_text
     from lbauto.core.intent import desired_objects
     from lbauto.inventory import load_inventory
     from lbauto.inventory.statefile import load_state
@@ -99,22 +227,39 @@ def render(
     from lbauto.platforms.render import render_config
 
     inv = load_inventory(inventory_path(ctx, inventory))
-    observed = load_state(state)
+    observed = load_state(state_file(state))
     known = {r.name for r in inv.routers}
     unknown = [r for r in routers or [] if r not in known]
     if unknown:
         raise InventoryError(
             [f"unknown router {name!r} (known: {', '.join(sorted(known))})" for name in unknown]
         )
+    rendered = []
     for router in inv.routers:
         if routers and router.name not in routers:
             continue
         objs = desired_objects(inv, router, observed.router_objects(router.name))
         text = render_config(router, objs, template_dir=inv.template_dir)
-        mark = PLATFORMS[router.platform].comment_char
-        sys.stdout.write(f"{mark} ---- {router.name} ({router.platform})\n{text}")
         if text and not text.endswith("\n"):
-            sys.stdout.write("\n")
+            text += "\n"
+        rendered.append((router, text))
+    if output is Output.json:
+        write_json(
+            {
+                "version": 1,
+                "kind": "render",
+                "routers": [
+                    {"name": r.name, "platform": r.platform, "config": t} for r, t in rendered
+                ],
+            }
+        )
+    elif output is Output.markdown:
+        parts = [f"#### {r.name} ({r.platform})\n\n```\n{t}```" for r, t in rendered]
+        write_text("\n\n".join(["### lbauto render", *parts]))
+    else:
+        for router, text in rendered:
+            mark = PLATFORMS[router.platform].comment_char
+            sys.stdout.write(f"{mark} ---- {router.name} ({router.platform})\n{text}")
 
 
 def _observe_live(inv: Inventory) -> ObservedState:

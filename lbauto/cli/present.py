@@ -1,13 +1,23 @@
 """The presentation layer of every command: JSON documents for machines, rich tables for
-people. Nothing here decides anything; it only turns plans, push results and status into text.
+people, markdown for pull-request comments. Nothing here decides anything; it only turns
+plans, push results and status into text.
+
+Tables never split a value (an address, a name, a step name): each column is at least as wide
+as its longest word, cells wrap between words, and a table that cannot fit the width is
+printed as one block per row instead.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -16,58 +26,87 @@ from lbauto.core.model import Inventory, ObservedState
 from lbauto.core.plan import Kind, Plan, RouterPlan
 from lbauto.orchestrate.apply import ApplyOutcome
 from lbauto.orchestrate.executor import EventHook
-from lbauto.platforms.render import render_changes
+from lbauto.orchestrate.planfile import JSON_VERSION, plan_document
+from lbauto.orchestrate.planfile import router_change_lines as _router_change_lines
 from lbauto.push.pipeline import PushResult, Status
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = JSON_VERSION
+#: GitHub refuses a comment longer than this many characters.
+MARKDOWN_LIMIT = 65536
 
 
 def router_change_lines(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[str]:
-    """The ordered config lines that move one router from observed to desired."""
-    if not rp.add and not rp.remove:
-        return []
-    router = inv.router(rp.router)
-    return render_changes(
-        router,
-        rp.remove,
-        rp.add,
-        observed=observed.router_objects(rp.router),
-        template_dir=inv.template_dir,
-    )
+    return _router_change_lines(inv, observed, rp)
 
 
 def plan_to_json(plan: Plan, inv: Inventory, observed: ObservedState) -> dict[str, Any]:
-    """The documented ``lbauto plan --output json`` document (see README, "Plan JSON")."""
-    return {
-        "version": JSON_SCHEMA_VERSION,
-        "changes": plan.has_changes,
-        "options": {
-            "transit_seconds": plan.options.transit_seconds,
-            "drain_timeout": plan.options.drain_timeout,
-        },
-        "max_seconds": max((t.max_seconds for t in plan.transitions), default=0.0),
-        "transitions": [
-            {
-                "vip": t.vip,
-                "address": str(t.address),
-                "kind": t.kind.value,
-                "from": t.from_.to_json(),
-                "to": t.to.to_json(),
-                "max_seconds": t.max_seconds,
-                "steps": [s.to_json() for s in t.steps],
-            }
-            for t in plan.transitions
-        ],
-        "routers": [
-            {
-                "name": rp.router,
-                "platform": rp.platform,
-                "changes": router_change_lines(inv, observed, rp),
-            }
-            for rp in plan.routers
-        ],
-    }
+    """The ``lbauto plan --output json`` document (docs/cli.md)."""
+    return plan_document(plan, inv, observed)
 
+
+def write_json(doc: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def write_text(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# ------------------------------------------------------------------------------------ tables
+
+Cell = str | Text
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def _longest_word(cell: Cell) -> int:
+    return max((len(w) for w in _plain(cell).split()), default=0)
+
+
+def print_table(
+    console: Console,
+    title: str | None,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    right: Iterable[str] = (),
+) -> None:
+    """A table whose columns are never narrower than their longest word (so no address or
+    name is split); when even that cannot fit the console, one block per row."""
+    right = set(right)
+    widths = [max([len(h), *(_longest_word(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    bordered = sum(widths) + 3 * len(headers) + 1
+    compact = sum(widths) + 2 * (len(headers) - 1)
+    if compact <= console.width:
+        # Borders when they fit; else a borderless table (two spaces between columns).
+        roomy = bordered <= console.width
+        table = Table(
+            title=title,
+            box=box.HEAVY_HEAD if roomy else box.SIMPLE_HEAD,
+            show_edge=roomy,
+            pad_edge=roomy,
+            collapse_padding=not roomy,
+        )
+        for h, w in zip(headers, widths, strict=True):
+            table.add_column(
+                h, min_width=w, overflow="fold", justify="right" if h in right else "left"
+            )
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+        return
+    if title:
+        console.print(Text(title, style="bold"))
+    label = max(len(h) for h in headers)
+    for r in rows:
+        console.print(Text(_plain(r[0]), style="bold"))
+        for h, cell in zip(headers[1:], r[1:], strict=True):
+            for j, line in enumerate(_plain(cell).splitlines() or [""]):
+                console.print(Text(f"  {(h if j == 0 else ''):<{label}}  {line}"))
+
+
+# -------------------------------------------------------------------------------------- plan
 
 _KIND_STYLE = {
     Kind.NONE: "dim",
@@ -87,38 +126,165 @@ def _state_text(mode: str, dips: list[str]) -> str:
     return f"{mode} " + ", ".join(dips) if dips else mode
 
 
-def print_plan(console: Console, plan: Plan, inv: Inventory, observed: ObservedState) -> None:
-    doc = plan_to_json(plan, inv, observed)
-    table = Table(title="Transitions", show_lines=False)
-    for col in ("VIP", "address", "from", "to", "kind", "steps"):
-        table.add_column(col, overflow="fold")
+def _counts(doc: Mapping[str, Any]) -> Counter[str]:
+    return Counter(t["kind"] for t in doc["transitions"] if t["kind"] != Kind.NONE.value)
+
+
+def summary_line(doc: Mapping[str, Any]) -> str:
+    """``3 to change (1 create, 2 bypass-enable), 4 unchanged, 1 skipped by --limit``."""
+    counts = _counts(doc)
+    total = sum(counts.values())
+    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
+    parts = [f"{total} to change" + (f" ({_kinds_text(counts)})" if counts else "")]
+    parts.append(f"{unchanged} unchanged")
+    if doc.get("skipped"):
+        parts.append(f"{len(doc['skipped'])} skipped by --limit")
+    routers = [r for r in doc["routers"] if r["changes"]]
+    parts.append(f"{len(routers)} router(s) with config changes")
+    return ", ".join(parts)
+
+
+def _kinds_text(counts: Counter[str]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def print_plan(
+    console: Console,
+    plan_or_doc: Plan | Mapping[str, Any],
+    inv: Inventory | None = None,
+    observed: ObservedState | None = None,
+) -> None:
+    """The plan as a table of transitions, then each router's change lines."""
+    if isinstance(plan_or_doc, Plan):
+        assert inv is not None and observed is not None
+        doc: Mapping[str, Any] = plan_document(plan_or_doc, inv, observed)
+    else:
+        doc = plan_or_doc
+    rows: list[list[Cell]] = []
     for t in doc["transitions"]:
         kind = Kind(t["kind"])
-        table.add_row(
-            Text(t["vip"]),
-            t["address"],
-            Text(_state_text(t["from"]["mode"], t["from"]["dips"])),
-            Text(_state_text(t["to"]["mode"], t["to"]["dips"])),
-            Text(kind.value, style=_KIND_STYLE[kind]),
-            "\n".join(s["action"] for s in t["steps"]) or "-",
+        rows.append(
+            [
+                t["vip"],
+                t["address"],
+                _state_text(t["from"]["mode"], t["from"]["dips"]),
+                _state_text(t["to"]["mode"], t["to"]["dips"]),
+                Text(kind.value, style=_KIND_STYLE[kind]),
+                "\n".join(s["action"] for s in t["steps"]) or "-",
+            ]
         )
-    console.print(table)
+    for s in doc.get("skipped", []):
+        rows.append([s["vip"], s["address"], "-", "-", Text(f"skipped ({s['kind']})", "dim"), "-"])
+    print_table(console, "Transitions", ("VIP", "address", "from", "to", "kind", "steps"), rows)
     for r in doc["routers"]:
         if not r["changes"]:
-            console.print(f"[dim]router {r['name']} ({r['platform']}): no changes[/]")
+            console.print(Text(f"router {r['name']} ({r['platform']}): no changes", style="dim"))
             continue
-        console.print(f"[bold]router {r['name']}[/] ({r['platform']}):")
+        console.print(Text(f"router {r['name']} ({r['platform']}):", style="bold"))
         for line in r["changes"]:
             style = "red" if line.lstrip().startswith(("no ", "delete ")) else "green"
             console.print(Text(f"  {line}", style=style))
-    pending = sum(1 for t in plan.transitions if t.kind is not Kind.NONE)
+    print_pending_commits(console, doc.get("pending_commits", []))
     console.print(
-        f"{pending} transition(s) pending; at most {doc['max_seconds']:.0f} s of drain waits "
-        f"(transit pins run {plan.options.transit_seconds:.0f} s in the background)."
+        f"{summary_line(doc)}; at most {doc['max_seconds']:.0f} s of drain waits "
+        f"(transit pins run {doc['options']['transit_seconds']:.0f} s in the background)."
     )
 
 
-# ----------------------------------------------------------------------------------- push
+# ---------------------------------------------------------------------------------- markdown
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>") or " "
+
+
+def _code(text: str, lang: str = "") -> str:
+    """A fenced block whose fence is longer than any backtick run inside ``text``."""
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def fit_markdown(parts: Sequence[str], what: str, limit: int = MARKDOWN_LIMIT) -> str:
+    """Join ``parts`` (blank line between) within ``limit`` characters; parts that do not fit
+    are left out and a note says how many and where the whole plan is."""
+    kept: list[str] = []
+    size = 0
+    for i, part in enumerate(parts):
+        left = len(parts) - i
+        note = (
+            f"\n\n> **Truncated**: {left} more section(s) of this {what} are not shown (a "
+            f"comment holds at most {limit} characters). The whole {what}: run "
+            "`lbauto show PLAN -o markdown` on the saved plan, or see the job log."
+        )
+        extra = len(part) + (2 if kept else 0)
+        # The last part needs no room for the note; any other part must leave room for it.
+        if size + extra + (0 if left == 1 else len(note)) > limit:
+            text = "\n\n".join(kept) + note
+            return text[:limit]
+        kept.append(part)
+        size += extra
+    return "\n\n".join(kept)
+
+
+def plan_markdown(
+    doc: Mapping[str, Any],
+    title: str = "lbauto plan",
+    diffs: Mapping[str, str] | None = None,
+    limit: int = MARKDOWN_LIMIT,
+) -> str:
+    """A pull-request comment: summary line, a table of transitions, each router's diff in a
+    collapsible block; within ``limit`` characters (GitHub's comment limit)."""
+    parts = [f"### {title}\n\n**{summary_line(doc)}**"]
+    changed = [t for t in doc["transitions"] if t["kind"] != Kind.NONE.value]
+    if changed:
+        head = "| VIP | address | from | to | kind | steps |\n| --- | --- | --- | --- | --- | --- |"
+        rows = [
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    t["vip"],
+                    t["address"],
+                    _state_text(t["from"]["mode"], t["from"]["dips"]),
+                    _state_text(t["to"]["mode"], t["to"]["dips"]),
+                    t["kind"],
+                    ", ".join(s["action"] for s in t["steps"]),
+                )
+            )
+            + " |"
+            for t in changed
+        ]
+        # Table rows go in chunks, so a huge plan still shows its first transitions.
+        chunk = 50
+        for i in range(0, len(rows), chunk):
+            parts.append("\n".join([head, *rows[i : i + chunk]]))
+    else:
+        parts.append("No changes: the devices match the inventory.")
+    if doc.get("skipped"):
+        names = ", ".join(f"`{s['vip']}` ({s['kind']})" for s in doc["skipped"])
+        parts.append(f"Skipped by `--limit`: {names}")
+    for r in doc["routers"]:
+        diff = (diffs or {}).get(r["name"])
+        if diff is not None and diff.strip():
+            body = _code(diff, "diff")
+        elif r["changes"]:
+            body = _code("\n".join(_diff_mark(line) for line in r["changes"]), "diff")
+        else:
+            continue
+        parts.append(_details(f"router <code>{r['name']}</code> ({r['platform']})", body))
+    return fit_markdown(parts, "plan", limit)
+
+
+def _diff_mark(line: str) -> str:
+    return ("- " if line.lstrip().startswith(("no ", "delete ")) else "+ ") + line
+
+
+# ------------------------------------------------------------------------------------- push
 
 _STYLE = {
     Status.CHANGED: "green",
@@ -128,7 +294,18 @@ _STYLE = {
 }
 
 
+def push_doc(result: PushResult, skipped: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        "version": JSON_VERSION,
+        "kind": "push",
+        **result.to_json(),
+        "changes": any(r.diff.strip() for r in result.results),
+        "skipped": list(skipped),
+    }
+
+
 def result_table(result: PushResult) -> Table:
+    """The push result as a rich table (kept for callers that compose their own output)."""
     title = "push (dry run: nothing changed)" if result.dry_run else "push"
     table = Table(title=title)
     for col in ("router", "platform", "result", "diff lines", "seconds", "error"):
@@ -138,7 +315,7 @@ def result_table(result: PushResult) -> Table:
         table.add_row(
             r.router,
             r.platform,
-            f"[{_STYLE[r.status]}]{status}[/]",
+            Text(str(status), style=_STYLE[r.status]),
             str(r.diff_lines),
             f"{r.seconds:.2f}",
             r.error or "",
@@ -146,7 +323,9 @@ def result_table(result: PushResult) -> Table:
     return table
 
 
-def print_result(console: Console, result: PushResult, diffs: bool = True) -> None:
+def print_result(
+    console: Console, result: PushResult, diffs: bool = True, skipped: Sequence[str] = ()
+) -> None:
     """The per-router device diffs, then the result table."""
     if diffs:
         for r in result.results:
@@ -154,51 +333,130 @@ def print_result(console: Console, result: PushResult, diffs: bool = True) -> No
                 console.rule(f"{r.router} ({r.platform})")
                 for line in r.diff.splitlines():
                     style = {"+": "green", "-": "red"}.get(line[:1], "")
-                    console.print(line, style=style, highlight=False, markup=False)
-    console.print(result_table(result))
-
-
-# --------------------------------------------------------------------------------- status
-
-
-def print_status(console: Console, doc: dict[str, Any]) -> None:
-    table = Table(title="VIP status")
-    for col in ("VIP", "address", "desired", "agents", "bypass", "flows", "timers", "pending"):
-        table.add_column(col, overflow="fold")
-    for v in doc["vips"]:
-        want = v["desired"]
-        desired = f"{want['mode']} {len(want['dips'])} DIP(s)" if want else "absent"
-        agent_txt, flow_txt, timers = [], [], []
-        for name, a in v["agents"].items():
-            if a is None:
-                agent_txt.append(f"{name}: absent")
-                continue
-            track = "tracking" if a["flow_tracking"] else "no tracking"
-            agent_txt.append(f"{name}: {a['mode']} {len(a['dips'])} DIP(s), {track}")
-            flow_txt.append(
-                f"{name}: {a['flow_entries'] if a['flow_entries'] is not None else '?'}"
-            )
-            if a["transit"]:
-                timers.append(f"pin {a['transit']['dip']} {a['transit']['seconds_left']:.0f}s")
-            if a["drain"]:
-                timers.append(f"drain {len(a['drain']['dips'])} {a['drain']['seconds_left']:.0f}s")
-        bypass = "\n".join(f"{r}: {d}" for r, d in v["bypass"].items()) or "-"
-        pending = Text(v["pending"], style="yellow" if v["drift"] else "green")
-        table.add_row(
-            Text(v["vip"]),
-            v["address"],
-            desired,
-            Text("\n".join(agent_txt) or "-"),
-            Text(bypass),
-            "\n".join(flow_txt) or "-",
-            "\n".join(timers) or "-",
-            pending,
+                    console.print(Text(line, style=style))
+    title = "push (dry run: nothing changed)" if result.dry_run else "push"
+    rows: list[list[Cell]] = []
+    for r in result.results:
+        status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
+        rows.append(
+            [
+                r.router,
+                r.platform,
+                Text(str(status), style=_STYLE[r.status]),
+                str(r.diff_lines),
+                f"{r.seconds:.2f}",
+                r.error or "",
+            ]
         )
-    console.print(table)
-    console.print("[green]in sync[/]" if doc["in_sync"] else "[yellow]drift: run `lbauto apply`[/]")
+    headers = ("router", "platform", "result", "diff lines", "seconds", "error")
+    print_table(console, title, headers, rows, right=("diff lines", "seconds"))
+    if skipped:
+        console.print(Text(f"skipped by --limit: {', '.join(skipped)}", style="dim"))
 
 
-# ---------------------------------------------------------------------------------- apply
+def push_markdown(result: PushResult, skipped: Sequence[str] = ()) -> str:
+    changed = [r for r in result.results if r.diff.strip()]
+    verb = "would change" if result.dry_run else "changed"
+    title = "lbauto push --dry-run" if result.dry_run else "lbauto push"
+    parts = [f"### {title}\n\n**{len(changed)} router(s) {verb}, {len(result.results)} checked**"]
+    rows = [
+        f"| {_cell(r.router)} | {r.platform} | {r.status} | {r.diff_lines} "
+        f"| {_cell(r.error or '')} |"
+        for r in result.results
+    ]
+    head = "| router | platform | result | diff lines | error |\n| --- | --- | --- | ---: | --- |"
+    parts.append("\n".join([head, *rows]))
+    if skipped:
+        parts.append("Skipped by `--limit`: " + ", ".join(f"`{s}`" for s in skipped))
+    for r in changed:
+        parts.append(
+            _details(f"router <code>{r.router}</code> ({r.platform})", _code(r.diff, "diff"))
+        )
+    return fit_markdown(parts, "push")
+
+
+# ----------------------------------------------------------------------------------- status
+
+
+def status_json(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {"version": JSON_VERSION, "kind": "status", **doc}
+
+
+def print_pending_commits(console: Console, pending: Sequence[Mapping[str, Any]]) -> None:
+    """Commits waiting for confirmation (drift: the router reverts them by itself)."""
+    for p in pending:
+        when = "at a time the router does not say"
+        if p.get("deadline"):
+            left = max(0, int(p["deadline"] - time.time()))
+            stamp = time.strftime("%H:%M:%SZ", time.gmtime(p["deadline"]))
+            when = f"in {left} s ({stamp})"
+        console.print(
+            Text(
+                f"router {p['router']}: commit {p.get('commit') or '(no id)'} awaits "
+                f"confirmation; the router reverts it {when} unless `lbauto apply` resolves it",
+                style="yellow",
+            )
+        )
+
+
+def _status_cells(v: Mapping[str, Any]) -> list[str]:
+    want = v["desired"]
+    desired = f"{want['mode']} {len(want['dips'])} DIP(s)" if want else "absent"
+    agent_txt, flow_txt, timers = [], [], []
+    for name, a in v["agents"].items():
+        if a is None:
+            agent_txt.append(f"{name}: absent")
+            continue
+        track = "tracking" if a["flow_tracking"] else "no tracking"
+        agent_txt.append(f"{name}: {a['mode']} {len(a['dips'])} DIP(s), {track}")
+        flow_txt.append(f"{name}: {a['flow_entries'] if a['flow_entries'] is not None else '?'}")
+        if a["transit"]:
+            timers.append(f"pin {a['transit']['dip']} {a['transit']['seconds_left']:.0f}s")
+        if a["drain"]:
+            timers.append(f"drain {len(a['drain']['dips'])} {a['drain']['seconds_left']:.0f}s")
+    bypass = "\n".join(f"{r}: {d}" for r, d in v["bypass"].items()) or "-"
+    return [
+        v["vip"],
+        v["address"],
+        desired,
+        "\n".join(agent_txt) or "-",
+        bypass,
+        "\n".join(flow_txt) or "-",
+        "\n".join(timers) or "-",
+        v["pending"],
+    ]
+
+
+_STATUS_HEADERS = ("VIP", "address", "desired", "agents", "bypass", "flows", "timers", "pending")
+
+
+def print_status(console: Console, doc: Mapping[str, Any]) -> None:
+    rows: list[list[Cell]] = []
+    for v in doc["vips"]:
+        cells: list[Cell] = list(_status_cells(v))
+        cells[-1] = Text(v["pending"], style="yellow" if v["drift"] else "green")
+        rows.append(cells)
+    print_table(console, "VIP status", _STATUS_HEADERS, rows)
+    print_pending_commits(console, doc.get("pending_commits", []))
+    if doc["in_sync"]:
+        console.print(Text("in sync", style="green"))
+    else:
+        console.print(Text("drift: run `lbauto apply`", style="yellow"))
+
+
+def status_markdown(doc: Mapping[str, Any]) -> str:
+    drift = sum(1 for v in doc["vips"] if v["drift"])
+    head = f"### lbauto status\n\n**{len(doc['vips'])} VIP(s), " + (
+        "in sync**" if doc["in_sync"] else f"{drift} with drift**"
+    )
+    rows = ["| " + " | ".join(_cell(c) for c in _status_cells(v)) + " |" for v in doc["vips"]]
+    table = "\n".join(
+        ["| " + " | ".join(_STATUS_HEADERS) + " |", "|" + " --- |" * len(_STATUS_HEADERS), *rows]
+    )
+    return fit_markdown([head, table], "status")
+
+
+# ------------------------------------------------------------------------------------ apply
 
 
 def show_outcome_plan(console: Console, outcome: ApplyOutcome, inv: Inventory, output: str) -> None:
@@ -206,13 +464,13 @@ def show_outcome_plan(console: Console, outcome: ApplyOutcome, inv: Inventory, o
         print_plan(console, outcome.plan, inv, outcome.observed)
         for router, diff in sorted(outcome.diffs.items()):
             if diff.strip():
-                console.print(f"[bold]device diff {router}[/]:")
+                console.print(Text(f"device diff {router}:", style="bold"))
                 console.print(Text(diff.rstrip()))
 
 
 def progress_hook(console: Console, output: str) -> EventHook | None:
-    if output != "table":
-        return None
+    """Step progress on ``console`` (the caller passes stderr's when stdout carries a
+    document)."""
 
     def hook(vip: str, action: str, event: str) -> None:
         style = {"start": "dim", "end": "green", "fail": "bold red"}.get(event, "")
@@ -221,9 +479,14 @@ def progress_hook(console: Console, output: str) -> EventHook | None:
     return hook
 
 
-def apply_json(outcome: ApplyOutcome, inv: Inventory) -> dict[str, Any]:
-    doc = plan_to_json(outcome.plan, inv, outcome.observed)
+def apply_json(
+    outcome: ApplyOutcome, inv: Inventory, skipped: Sequence[Any] = (), dry_run: bool = False
+) -> dict[str, Any]:
+    doc = plan_document(outcome.plan, inv, outcome.observed, skipped)
+    doc["kind"] = "apply"
+    doc["dry_run"] = dry_run
     doc["device_diffs"] = dict(outcome.diffs)
+    doc["result"] = None
     if outcome.executed:
         doc["result"] = {
             "completed": outcome.executed.completed,
@@ -236,24 +499,47 @@ def apply_json(outcome: ApplyOutcome, inv: Inventory) -> dict[str, Any]:
 
 
 def finish_apply(
-    console: Console, outcome: ApplyOutcome, inv: Inventory, output: str, dry_run: bool
+    console: Console,
+    outcome: ApplyOutcome,
+    inv: Inventory,
+    output: str,
+    dry_run: bool,
+    skipped: Sequence[Any] = (),
 ) -> None:
     if output == "json":
-        sys.stdout.write(json.dumps(apply_json(outcome, inv), indent=2) + "\n")
-    elif dry_run:
-        console.print("[yellow]dry run: nothing was changed[/]")
+        write_json(apply_json(outcome, inv, skipped, dry_run))
+        return
+    if output == "markdown":
+        doc = apply_json(outcome, inv, skipped, dry_run)
+        title = "lbauto apply --dry-run" if dry_run else "lbauto apply"
+        text = plan_markdown(doc, title, outcome.diffs)
+        if doc["result"]:
+            res = doc["result"]
+            state = (
+                "converged" if res["converged"] else "still pending: " + ", ".join(res["remaining"])
+            )
+            text = fit_markdown([text, f"Applied in {res['seconds']:.1f} s: {state}."], "apply")
+        write_text(text)
+        return
+    for line in outcome.resolved:
+        console.print(Text(line, style="yellow"))
+    if dry_run:
+        for r in outcome.pending:
+            console.print(Text(f"apply would {r.describe()}", style="yellow"))
+        console.print(Text("dry run: nothing was changed", style="yellow"))
     elif not outcome.plan.has_changes:
-        console.print("[green]nothing to do: devices match the inventory[/]")
+        console.print(Text("nothing to do: devices match the inventory", style="green"))
     elif outcome.executed:
         ex = outcome.executed
-        table = Table(title="Result")
-        for col in ("VIP", "kind", "result"):
-            table.add_column(col)
-        for t in outcome.plan.transitions:
-            if t.steps:
-                table.add_row(Text(t.vip), t.kind.value, "[green]done[/]")
-        console.print(table)
+        rows: list[list[Cell]] = [
+            [t.vip, t.kind.value, Text("done", style="green")]
+            for t in outcome.plan.transitions
+            if t.steps
+        ]
+        print_table(console, "Result", ("VIP", "kind", "result"), rows)
         commits = ", ".join(f"{r}: {n}" for r, n in sorted(ex.router_commits.items())) or "none"
         console.print(f"{ex.seconds:.1f} s, router commits: {commits}")
         if not outcome.converged:
-            console.print(f"[yellow]still pending after the run: {', '.join(outcome.remaining)}[/]")
+            console.print(
+                Text(f"still pending after the run: {', '.join(outcome.remaining)}", "yellow")
+            )

@@ -5,22 +5,23 @@ Thin: parse, call :mod:`lbauto.push`, print (registered in :mod:`lbauto.cli`).
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from lbauto.cli.present import print_result
-from lbauto.errors import InventoryError
-from lbauto.push.pipeline import (
-    DEFAULT_REVERT_IN,
-    PushAbortedError,
-    PushResult,
-    push,
+from lbauto.cli.options import (
+    EXIT_CHANGES,
+    DetailedExitOpt,
+    LimitOpt,
+    Output,
+    OutputOpt,
+    console_for,
+    split_limit,
 )
+from lbauto.cli.present import print_result, push_doc, push_markdown, write_json, write_text
+from lbauto.errors import InventoryError, PushAbortedError
+from lbauto.push.pipeline import DEFAULT_REVERT_IN, PushResult, push
 from lbauto.push.reconcile import reconcile_jobs
 
 
@@ -49,13 +50,14 @@ def push_command(
             "(rounded up to whole minutes on Junos and IOS; NX-OS has no commit-confirm)."
         ),
     ] = DEFAULT_REVERT_IN,
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="table for people, json for pipelines.")
-    ] = "table",
+    limit: LimitOpt = None,
+    detailed_exitcode: DetailedExitOpt = False,
+    output: OutputOpt = Output.table,
 ) -> None:
     """Push the intended lbauto-owned config to the routers (a reconcile of router state only;
     agents are not touched), showing each router's device diff."""
     from lbauto.inventory import load_inventory
+    from lbauto.orchestrate.limit import push_limit
     from lbauto.push.observe import observe_routers
 
     path = inventory or (ctx.obj or {}).get("inventory")
@@ -68,19 +70,30 @@ def push_command(
         raise InventoryError(
             [f"unknown router {n!r} (known: {', '.join(sorted(known))})" for n in unknown]
         )
-    console = Console(stderr=True) if output == "json" else Console()
-    observed = observe_routers(inv, routers or None)
-    jobs = reconcile_jobs(inv, observed, routers or None)
+    lim = push_limit(split_limit(limit), inv)
+    selected: list[str] | None = list(routers) if routers else None
+    if lim.routers is not None:
+        selected = [n for n in (selected or sorted(known)) if n in lim.routers]
+    skipped = sorted(known - set(selected)) if selected is not None else []
+    if selected == []:
+        raise InventoryError(["--limit and the routers named select no router to push"])
+    console = console_for(output.value)
+    observed = observe_routers(inv, selected)
+    jobs = reconcile_jobs(inv, observed, selected, only=lim.vips)
     try:
         result = push(jobs, dry_run=dry_run, revert_in=revert_in, console=console)
     except PushAbortedError as exc:
-        _show(console, exc.result, output)
+        _show(exc.result, output, skipped)
         raise
-    _show(console, result, output)
+    _show(result, output, skipped)
+    if detailed_exitcode and dry_run and any(r.diff.strip() for r in result.results):
+        raise typer.Exit(EXIT_CHANGES)
 
 
-def _show(console: Console, result: PushResult, output: str) -> None:
-    if output == "json":
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+def _show(result: PushResult, output: Output, skipped: list[str]) -> None:
+    if output is Output.json:
+        write_json(push_doc(result, skipped))
+    elif output is Output.markdown:
+        write_text(push_markdown(result, skipped))
     else:
-        print_result(console, result)
+        print_result(console_for("table"), result, skipped=skipped)

@@ -20,11 +20,13 @@ def reconcile_jobs(
     inv: Inventory,
     observed: Mapping[str, ObservedRouter],
     names: Collection[str] | None = None,
+    only: Collection[str] | None = None,
 ) -> list[RouterPush]:
     """Per router (all, or those in ``names``): the change from its observed lbauto-owned
     objects to the intended ones, verified against the whole intent so that drift elsewhere on
-    the router shows up too."""
-    plan = make_plan(inv, ObservedState(routers=dict(observed)))
+    the router shows up too. ``only``: reconcile only these VIPs' objects (names or addresses,
+    as in :func:`~lbauto.core.planner.make_plan`)."""
+    plan = make_plan(inv, ObservedState(routers=dict(observed)), only=only)
     jobs = []
     for rp in plan.routers:
         if names and rp.router not in names:
