@@ -25,6 +25,7 @@ from lbauto.cli.options import (
     app,
     console_for,
     inventory_path,
+    load,
     out,
     split_limit,
 )
@@ -96,7 +97,6 @@ def apply(
     directory (.lbauto/journal.log); a failed step is undone for its VIP.
     """
     from lbauto.core.plan import PlanOptions
-    from lbauto.inventory import load_inventory
 
     patterns = split_limit(limit)
     skipped: list[Skipped] = []
@@ -105,7 +105,7 @@ def apply(
             raise LbautoError("--limit cannot narrow a saved plan: give it to `lbauto plan --out`")
         inv, options, run = _saved_runner(ctx, plan_file, inventory, replan, output, skipped)
     else:
-        inv = load_inventory(inventory_path(ctx, inventory))
+        inv = load(ctx, inventory_path(ctx, inventory))
         options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
         run = _live_runner(inv, options, patterns, skipped)
     outcome = _live_run(inv, run, dry_run, yes, options, drain_idle, output, skipped)
@@ -126,12 +126,11 @@ def _saved_runner(
 ) -> tuple[Inventory, PlanOptions, Runner]:
     """Apply a saved plan: its inventory (unless given), its options, its staleness checks."""
     from lbauto.errors import StalePlanError
-    from lbauto.inventory import load_inventory
     from lbauto.orchestrate.planfile import apply_saved, inventory_changes, load_plan_file
 
     pf = load_plan_file(plan_file)
     given = inventory or (ctx.obj or {}).get("inventory") or Path(pf.inventory.path)
-    inv = load_inventory(Path(given))
+    inv = load(ctx, Path(given))
     early = inventory_changes(pf, inv)
     if early and not replan:  # before any device is contacted (or a token read)
         raise StalePlanError(str(plan_file), early)
@@ -260,10 +259,9 @@ def scale_vip(
     """Scale one VIP. vips.yaml keeps its comments and order and is written only after the
     transition succeeded; --dry-run changes neither the file nor any device."""
     from lbauto.core.plan import PlanOptions
-    from lbauto.inventory import load_inventory
     from lbauto.orchestrate.apply import ScaleRequest, run_scale
 
-    inv = load_inventory(inventory_path(ctx, inventory))
+    inv = load(ctx, inventory_path(ctx, inventory))
     req = ScaleRequest(
         vip=name,
         dips=dips.split(",") if dips is not None else None,
@@ -289,11 +287,10 @@ def status(
         write_text,
     )
     from lbauto.core.planner import make_plan
-    from lbauto.inventory import load_inventory
     from lbauto.orchestrate.live import live_devices
     from lbauto.orchestrate.status import status_doc
 
-    inv = load_inventory(inventory_path(ctx, inventory))
+    inv = load(ctx, inventory_path(ctx, inventory))
     devices = live_devices(inv, drain_idle=None)  # count every flow entry, idle ones too
     try:
         observed = devices.observe()

@@ -24,6 +24,7 @@ from lbauto.cli.options import (
     app,
     error_lines,
     inventory_path,
+    load,
     out,
     split_limit,
     state_file,
@@ -43,11 +44,10 @@ def validate(
 ) -> None:
     """Validate an inventory and report every problem at once (file:line: entry: problem)."""
     from lbauto.cli.present import write_json, write_text
-    from lbauto.inventory import load_inventory
 
     path = inventory_path(ctx, inventory)
     try:
-        inv = load_inventory(path)
+        inv = load(ctx, path)
     except InventoryError as exc:
         if output is Output.table:
             raise
@@ -136,12 +136,11 @@ def plan(
     inventory; optionally save them as a plan file."""
     from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
     from lbauto.core.plan import PlanOptions
-    from lbauto.inventory import load_inventory
     from lbauto.orchestrate.limit import limited_plan
     from lbauto.orchestrate.planfile import build_plan_file, plan_document, write_plan_file
 
     given = inventory_path(ctx, inventory)
-    inv = load_inventory(given)
+    inv = load(ctx, given)
     observed, source, path = observed_state(inv, state)
     options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
     patterns = split_limit(limit)
@@ -221,12 +220,11 @@ def render(
     sequence numbers as observed; without it, as from nothing deployed)."""
     from lbauto.cli.present import write_json, write_text
     from lbauto.core.intent import desired_objects
-    from lbauto.inventory import load_inventory
     from lbauto.inventory.statefile import load_state
     from lbauto.platforms import PLATFORMS
     from lbauto.platforms.render import render_config
 
-    inv = load_inventory(inventory_path(ctx, inventory))
+    inv = load(ctx, inventory_path(ctx, inventory))
     observed = load_state(state_file(state))
     known = {r.name for r in inv.routers}
     unknown = [r for r in routers or [] if r not in known]

@@ -20,6 +20,7 @@ from rich.console import Console
 from typer.core import TyperGroup, TyperOption
 
 from lbauto import __version__
+from lbauto.core.model import Inventory
 from lbauto.errors import InventoryError, LbautoError, StateError
 
 try:
@@ -409,9 +410,29 @@ def root(
             "--version", callback=_version, is_eager=True, help="Print lbauto's version and exit."
         ),
     ] = False,
+    allow_outside_inventory: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-inventory",
+            help="Accept inventory files and a template_dir that resolve outside the inventory "
+            "directory (symlinks, ../); their content is still never quoted in errors.",
+        ),
+    ] = False,
 ) -> None:
     setup_logging(verbose, log_level, log_format)
-    ctx.obj = {"inventory": inventory}
+    ctx.obj = {"inventory": inventory, "allow_outside": allow_outside_inventory}
+
+
+def load(ctx: typer.Context, path: Path) -> Inventory:
+    """The validated inventory at ``path``, honouring ``--allow-outside-inventory``."""
+    from lbauto.inventory import load_inventory
+
+    return load_inventory(path, allow_outside=allow_outside(ctx))
+
+
+def allow_outside(ctx: typer.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("allow_outside"))
 
 
 def inventory_path(ctx: typer.Context, inventory: Path | None) -> Path:

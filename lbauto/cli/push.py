@@ -17,6 +17,7 @@ from lbauto.cli.options import (
     Output,
     OutputOpt,
     console_for,
+    load,
     split_limit,
 )
 from lbauto.cli.present import print_result, push_doc, push_markdown, write_json, write_text
@@ -56,14 +57,13 @@ def push_command(
 ) -> None:
     """Push the intended lbauto-owned config to the routers (a reconcile of router state only;
     agents are not touched), showing each router's device diff."""
-    from lbauto.inventory import load_inventory
     from lbauto.orchestrate.limit import push_limit
     from lbauto.push.observe import observe_routers
 
     path = inventory or (ctx.obj or {}).get("inventory")
     if path is None:
         raise InventoryError(["no inventory given: pass --inventory DIR or set LBAUTO_INVENTORY"])
-    inv = load_inventory(Path(path))
+    inv = load(ctx, Path(path))
     known = {r.name for r in inv.routers}
     unknown = sorted(set(routers or []) - known)
     if unknown:

@@ -131,6 +131,9 @@ class Inventory:
     template_dir: Path | None = None
     #: Where journal, lock and lab state live for this inventory.
     state_dir: Path | None = None
+    #: Loaded with files or a template_dir outside the directory allowed (the operator's
+    #: explicit ``--allow-outside-inventory``); reloads of the inventory keep the choice.
+    allow_outside: bool = False
 
     def router(self, name: str) -> Router:
         for r in self.routers:

@@ -102,6 +102,7 @@ def load_inventory(
         vips=tuple(src.vip for src in vips),
         template_dir=settings.template_dir,
         state_dir=settings.state_dir,
+        allow_outside=allow_outside,
     )
 
 

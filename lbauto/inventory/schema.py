@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lbauto.core.addresses import MAX_DIPS, parse_address
-from lbauto.core.model import BypassPolicy, IPAddress, Method
+from lbauto.core.model import MAX_TAG, BypassPolicy, IPAddress, Method
 from lbauto.platforms import PLATFORMS, canonical_name
 
 #: VIP, router, agent and group names.
@@ -46,7 +46,6 @@ ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 ENV_RULE = "use an environment variable name: letters, digits, _; not starting with a digit"
 #: Hostnames or management addresses of routers, and user names.
 HOST_RE = re.compile(r"[A-Za-z0-9_.:-]{1,253}")
-MAX_TAG = 4294967295
 ADDRESS_FIX = "use a single unicast address such as 192.0.2.10 or 2001:db8::10"
 PLATFORM_FIX = (
     "use one of: "
@@ -154,7 +153,7 @@ def choice(enum: type[StrEnum], none: str = "ok") -> PlainValidator:
 
 def _platform(value: Any) -> str:
     # NetBox and Nautobot platform slugs write the same names with hyphens (arista-eos).
-    name = canonical_name(value.replace("-", "_")) if isinstance(value, str) else None
+    name = canonical_name(value) if isinstance(value, str) else None
     if name is None:
         fail("is not valid", PLATFORM_FIX)
     return name

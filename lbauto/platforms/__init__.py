@@ -56,8 +56,9 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 
 
 def canonical_name(name: str) -> str | None:
-    """The platform ``name`` or one of its aliases stands for (case-insensitive), else None."""
-    return ALIASES.get(name.lower())
+    """The platform ``name`` or one of its aliases stands for (case-insensitive, ``-`` read as
+    ``_`` as NetBox writes ``arista-eos``), else None."""
+    return ALIASES.get(name.lower().replace("-", "_"))
 
 
 def spec(platform: str) -> PlatformSpec:

@@ -58,7 +58,7 @@ RouteRow: TypeAlias = tuple[int, str, str, str, str, int, int, bool]
 RuleRow: TypeAlias = tuple[int, int, str, str, str, str]
 BindingRow: TypeAlias = tuple[str, int, str, str]
 
-#: Interface names as the inventory validates them (lbauto.inventory.fields.INTERFACE_RE);
+#: Interface names as the inventory validates them (lbauto.inventory.schema.INTERFACE_RE);
 #: anything else never reaches a template.
 _INTERFACE = re.compile(r"[A-Za-z0-9_./:-]{1,64}\Z")
 #: Rendered config is plain words: a character outside this set can only come from a value that

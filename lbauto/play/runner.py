@@ -84,7 +84,7 @@ def _devices(
     if not check:
         devices = given or _live(real, drain_idle)
         try:
-            yield real, devices, lambda: load_inventory(real.path)
+            yield real, devices, lambda: load_inventory(real.path, allow_outside=real.allow_outside)
         finally:
             if given is None:
                 devices.close()
@@ -101,7 +101,8 @@ def _devices(
 
         def reload() -> Inventory:
             # Forced, whatever lbauto.yaml says: journal, lock and record stay in the scratch.
-            return replace(load_inventory(scratch), state_dir=scratch_state)
+            fresh = load_inventory(scratch, allow_outside=real.allow_outside)
+            return replace(fresh, state_dir=scratch_state)
 
         devices = predicted_devices([a.name for a in real.agents], observed)
         yield reload(), devices, reload
