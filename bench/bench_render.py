@@ -17,7 +17,11 @@ import argparse
 import gc
 import ipaddress
 import random
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo's tests package
 
 from lbauto.core.model import (
     Method,
@@ -29,15 +33,9 @@ from lbauto.core.model import (
 )
 from lbauto.platforms import PLATFORMS, parse_owned
 from lbauto.platforms.render import render_changes, render_config
+from tests.builders import ingress
 
 PLATFORM_NAMES = list(PLATFORMS)
-INGRESS = {
-    "frr": "eth1",
-    "eos": "Ethernet1",
-    "ios": "Gi1",
-    "nxos": "Ethernet1/1",
-    "junos": "ge-0/0/1",
-}
 
 
 def objects_for(router: Router, n_vips: int, seed: int = 42) -> frozenset[OwnedObject]:
@@ -82,9 +80,7 @@ def main() -> None:
     for i in range(args.routers):
         platform = PLATFORM_NAMES[i % len(PLATFORM_NAMES)]
         method = Method.PBR if i % 5 == 1 else Method.STATIC
-        routers.append(
-            Router(f"r{i}", f"r{i}", platform, method, ingress=(INGRESS[platform],))
-        )
+        routers.append(Router(f"r{i}", f"r{i}", platform, method, ingress=(ingress(platform),)))
     t0 = time.process_time()
     objs = [objects_for(r, args.vips) for r in routers]
     # Millions of long-lived objects: keep the cyclic GC from rescanning them on every

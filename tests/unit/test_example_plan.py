@@ -8,7 +8,6 @@ not), plus two hand-made drifts: mail's bypass route was deleted on r3 and idle'
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +16,8 @@ from lbauto.core.plan import Action, Kind, Plan
 from lbauto.core.planner import make_plan
 from lbauto.inventory import load_inventory
 from lbauto.inventory.statefile import load_state
+from tests.builders import EXAMPLE
 from tests.simulate import apply_plan
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"
 
 
 @pytest.fixture(scope="module")

@@ -2,49 +2,34 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from lbauto.core.model import (
     Agent,
-    AgentVip,
     BypassPolicy,
     Drain,
     Inventory,
-    IPAddress,
     Method,
     Mode,
     ObservedRouter,
     ObservedState,
     OwnedObject,
     PbrBinding,
-    PbrRule,
     Router,
-    StaticRoute,
     Transit,
     Vip,
 )
 from lbauto.core.plan import Action, Kind, Plan, PlanOptions, RouterChange, Step, Transition
 from lbauto.core.planner import make_plan
 from lbauto.errors import InventoryError
+from tests import builders
+from tests.builders import agent, agent_vip, bypass, ip, lb, net, rule, state, vip
 from tests.simulate import apply_plan, apply_steps
 
-
-def ip(s: str) -> IPAddress:
-    return ipaddress.ip_address(s)
-
-
-def net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(s)
-
-
-LB1 = Agent("lb1", "http://198.18.0.21:8080", ip("198.51.100.10"), ip("2001:db8:100::10"))  # type: ignore[arg-type]
-LB2 = Agent("lb2", "http://198.18.0.22:8080", ip("198.51.100.11"), ip("2001:db8:100::11"))  # type: ignore[arg-type]
+LB1 = agent("lb1", 0)
+LB2 = agent("lb2", 1)
 FRR = Router("r-frr", "198.18.0.11", "frr")
 EOS = Router("r-eos", "198.18.0.12", "eos", Method.PBR, ingress=("Ethernet1",))
 OPTS = PlanOptions(transit_seconds=45.0, drain_timeout=20.0)
@@ -55,53 +40,12 @@ C = "198.51.100.23"
 D = "198.51.100.24"
 
 
-def vip(name: str, address: str, *dips: str, **kw: Any) -> Vip:
-    return Vip(name, ip(address), tuple(ip(d) for d in dips), **kw)
-
-
 def inventory(
     *vips: Vip,
     routers: tuple[Router, ...] = (FRR, EOS),
     agents: tuple[Agent, ...] = (LB1,),
 ) -> Inventory:
-    return Inventory(Path("inv"), routers, agents, vips)
-
-
-def lb(prefix: str, nh: str = "198.51.100.10", distance: int = 200) -> StaticRoute:
-    return StaticRoute(net(prefix), ip(nh), distance, 4242)
-
-
-def bypass(prefix: str, nh: str) -> StaticRoute:
-    return StaticRoute(net(prefix), ip(nh), 1, 4242)
-
-
-def rule(seq: int, prefix: str, nh: str) -> PbrRule:
-    return PbrRule(seq, net(prefix), ip(nh))
-
-
-def agent_vip(
-    address: str,
-    mode: Mode,
-    *dips: str,
-    tracking: bool | None = None,
-    name: str | None = None,
-    drain: Drain | None = None,
-) -> AgentVip:
-    if tracking is None:
-        tracking = mode is not Mode.SINGLE
-    return AgentVip(ip(address), mode, tuple(ip(d) for d in dips), tracking, 1, name, None, drain)
-
-
-def state(
-    agents: Mapping[str, list[AgentVip]] | None = None,
-    routers: Mapping[str, list[OwnedObject]] | None = None,
-) -> ObservedState:
-    return ObservedState(
-        agents={name: {v.address: v for v in vips} for name, vips in (agents or {}).items()},
-        routers={
-            name: ObservedRouter(name, frozenset(objs)) for name, objs in (routers or {}).items()
-        },
-    )
+    return builders.inventory(vips, routers=routers, agents=agents)
 
 
 def deployed(inv: Inventory) -> ObservedState:

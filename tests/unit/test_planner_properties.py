@@ -41,6 +41,7 @@ from lbauto.core.model import (
 from lbauto.core.plan import Action, Kind, Plan, Transition
 from lbauto.core.planner import make_plan
 from lbauto.platforms import PLATFORMS
+from tests.builders import agent
 from tests.simulate import apply_plan, apply_steps
 
 SETTINGS = settings(
@@ -59,79 +60,99 @@ RETIRED_AGENT = ipaddress.ip_address("198.51.100.19")
 PLATFORM_NAMES = list(PLATFORMS)
 
 
+# Strategies are built once, here: building them anew inside every draw cost about half of
+# a scenario's generation time (hypothesis validates and caches each new strategy). The draws,
+# and so the scenarios, are the same.
+_N_AGENTS = st.sampled_from([0, 1, 1, 2, 2, 3])
+_BOOL = st.booleans()
+_N_ROUTERS = st.integers(0, 4)
+_PLATFORM = st.sampled_from(PLATFORM_NAMES)
+_METHOD = st.sampled_from(list(Method))
+_INGRESS = st.sampled_from([("eth1",), ("eth1", "eth2")])
+_BYPASS_DISTANCE = st.sampled_from([1, 1, 5])
+_VIP_ADDRESSES = {
+    n: st.lists(st.sampled_from(V4_VIPS + V6_VIPS), unique=True, max_size=n) for n in (8, 12)
+}
+_DIPS = {
+    4: st.lists(st.sampled_from(V4_DIPS), unique=True, max_size=3),
+    6: st.lists(st.sampled_from(V6_DIPS), unique=True, max_size=3),
+}
+_BYPASS_POLICY = st.sampled_from([BypassPolicy.AUTO] * 3 + [BypassPolicy.NEVER])
+_VIP_METHOD = st.sampled_from([None, None, Method.STATIC, Method.PBR])
+_STRAY_ADDRESS = st.sampled_from(V4_VIPS + V6_VIPS)
+_STRAY_HOP = {
+    4: st.sampled_from([*V4_DIPS, RETIRED_AGENT, V4_DIPS[0]]),
+    6: st.sampled_from(V6_DIPS),
+}
+_STRAY_KIND = st.sampled_from(["lb", "bypass", "rule", "binding"])
+_STRAY_SEQ = st.integers(1, 6)
+_STRAY_IFACE = st.sampled_from(["eth1", "eth2", "eth9"])
+_DIGIT = st.integers(0, 9)
+_N_STRAYS = st.integers(0, 3)
+
+
 def _agents(draw: Any) -> tuple[Agent, ...]:
-    n = draw(st.sampled_from([0, 1, 1, 2, 2, 3]))
+    n = draw(_N_AGENTS)
     out = []
     for i in range(n):
-        v6 = draw(st.booleans()) or i == 0
-        out.append(
-            Agent(
-                f"lb{i}",
-                f"http://198.18.0.{21 + i}:8080",
-                ipaddress.IPv4Address(f"198.51.100.{10 + i}"),
-                ipaddress.IPv6Address(f"2001:db8:100::{10 + i}") if v6 else None,
-            )
-        )
+        v6 = draw(_BOOL) or i == 0
+        out.append(agent(f"lb{i}", i, v6=v6))
     return tuple(out)
 
 
 def _routers(draw: Any) -> tuple[Router, ...]:
-    n = draw(st.integers(0, 4))
+    n = draw(_N_ROUTERS)
     out = []
     for i in range(n):
         out.append(
             Router(
                 f"r{i}",
                 f"198.18.0.{11 + i}",
-                draw(st.sampled_from(PLATFORM_NAMES)),
-                draw(st.sampled_from(list(Method))),
-                ingress=draw(st.sampled_from([("eth1",), ("eth1", "eth2")])),
-                bypass_distance=draw(st.sampled_from([1, 1, 5])),
+                draw(_PLATFORM),
+                draw(_METHOD),
+                ingress=draw(_INGRESS),
+                bypass_distance=draw(_BYPASS_DISTANCE),
             )
         )
     return tuple(out)
 
 
 def _vips(draw: Any, max_size: int = 12) -> tuple[Vip, ...]:
-    addresses = draw(st.lists(st.sampled_from(V4_VIPS + V6_VIPS), unique=True, max_size=max_size))
+    addresses = draw(_VIP_ADDRESSES[max_size])
     out = []
     for address in addresses:
-        pool = V4_DIPS if address.version == 4 else V6_DIPS
-        dips = draw(st.lists(st.sampled_from(pool), unique=True, max_size=3))
+        dips = draw(_DIPS[address.version])
         out.append(
             Vip(
                 f"vip-{address}",
                 address,
                 tuple(dips),
-                bypass=draw(st.sampled_from([BypassPolicy.AUTO] * 3 + [BypassPolicy.NEVER])),
-                method=draw(st.sampled_from([None, None, Method.STATIC, Method.PBR])),
+                bypass=draw(_BYPASS_POLICY),
+                method=draw(_VIP_METHOD),
             )
         )
     return tuple(out)
 
 
 def _stray(draw: Any) -> OwnedObject:
-    address = draw(st.sampled_from(V4_VIPS + V6_VIPS))
+    address = draw(_STRAY_ADDRESS)
     prefix = host_prefix(address)
-    if address.version == 4:
-        hop: IPAddress = draw(st.sampled_from([*V4_DIPS, RETIRED_AGENT, V4_DIPS[0]]))
-    else:
-        hop = draw(st.sampled_from(V6_DIPS))
-    kind = draw(st.sampled_from(["lb", "bypass", "rule", "binding"]))
+    hop: IPAddress = draw(_STRAY_HOP[address.version])
+    kind = draw(_STRAY_KIND)
     if kind == "lb":
         return StaticRoute(prefix, hop, 200, 4242)
     if kind == "bypass":
         return StaticRoute(prefix, hop, 1, 4242)
     if kind == "rule":
-        return PbrRule(draw(st.integers(1, 6)), prefix, hop)
-    return PbrBinding(draw(st.sampled_from(["eth1", "eth2", "eth9"])), address.version)
+        return PbrRule(draw(_STRAY_SEQ), prefix, hop)
+    return PbrBinding(draw(_STRAY_IFACE), address.version)
 
 
 def _damage_router(draw: Any, objs: frozenset[OwnedObject]) -> frozenset[OwnedObject]:
     ordered = sorted(objs, key=repr)
-    keep = [o for o in ordered if draw(st.integers(0, 9)) > 0]
+    keep = [o for o in ordered if draw(_DIGIT) > 0]
     out = set(keep)
-    for _ in range(draw(st.integers(0, 3))):
+    for _ in range(draw(_N_STRAYS)):
         obj = _stray(draw)
         # a real router holds one PBR entry per seq
         if isinstance(obj, PbrRule) and any(
@@ -143,18 +164,15 @@ def _damage_router(draw: Any, objs: frozenset[OwnedObject]) -> frozenset[OwnedOb
 
 
 def _damage_agent_vip(draw: Any, av: AgentVip) -> AgentVip | None:
-    choice = draw(st.integers(0, 9))
+    choice = draw(_DIGIT)
     if choice == 0:
         return None  # the agent lost it
     if choice == 1:
-        return replace(av, mode=Mode.SINGLE, flow_tracking=draw(st.booleans()))
+        return replace(av, mode=Mode.SINGLE, flow_tracking=draw(_BOOL))
     if choice == 2:
         return replace(av, flow_tracking=not av.flow_tracking)
     if choice == 3:
-        pool = V4_DIPS if av.address.version == 4 else V6_DIPS
-        return replace(
-            av, dips=tuple(draw(st.lists(st.sampled_from(pool), unique=True, max_size=3)))
-        )
+        return replace(av, dips=tuple(draw(_DIPS[av.address.version])))
     if choice == 4 and av.address.version == 4:
         return replace(av, drain=Drain((V4_DIPS[-1],), 5.0))
     return av
@@ -172,7 +190,7 @@ def scenarios(draw: Any) -> tuple[Inventory, ObservedState]:
         for name, r in sorted(deployed.routers.items())
     }
     for r in routers:
-        if r.name not in routers_obs and draw(st.booleans()):
+        if r.name not in routers_obs and draw(_BOOL):
             routers_obs[r.name] = ObservedRouter(r.name, _damage_router(draw, frozenset()))
     agents_obs: dict[str, dict[IPAddress, AgentVip]] = {}
     for name, vips in sorted(deployed.agents.items()):

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from lbauto.core.model import Platform, Router, StaticRoute
-from lbauto.errors import PushError
+from lbauto.errors import PushAbortedError, PushError
 from lbauto.push.drivers import open_driver, revert_seconds
-from lbauto.push.pipeline import PushAbortedError, RouterPush, Status, push
+from lbauto.push.pipeline import RouterPush, Status, push
 from lbauto.push.verify import Expectation
 
 RECORDED = Path(__file__).parent / "mock_napalm"

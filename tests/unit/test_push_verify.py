@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any
 
 from rich.console import Console
 
+from lbauto.cli.present import print_result
 from lbauto.core.model import POLICY_PREFIX, PbrBinding, PbrRule, StaticRoute
 from lbauto.core.plan import RouterChange
-from lbauto.cli.present import print_result
 from lbauto.push.pipeline import PushResult, RouterResult, Status, config_text
 from lbauto.push.verify import Expectation, check
+from tests.builders import ip, net
 
-VIP = ipaddress.ip_network("192.0.2.10/32")
-D1, D2 = ipaddress.ip_address("198.51.100.21"), ipaddress.ip_address("198.51.100.22")
+VIP = net("192.0.2.10/32")
+D1, D2 = ip("198.51.100.21"), ip("198.51.100.22")
 
 
 def test_a_route_rewritten_in_place_is_not_expected_absent() -> None:
@@ -63,8 +63,8 @@ class FrrPbrShow:
         return {c: out[c] for c in commands}
 
 
-VIP6 = ipaddress.ip_network("2001:db8:10::10/128")
-D6 = ipaddress.ip_address("2001:db8:100::21")
+VIP6 = net("2001:db8:10::10/128")
+D6 = ip("2001:db8:100::21")
 RULE4, RULE6 = PbrRule(1, VIP, D1), PbrRule(2, VIP6, D6)
 B4, B6 = PbrBinding("cli", 4), PbrBinding("cli", 6)
 

@@ -10,17 +10,16 @@ and review the diff against the vendor syntax before committing.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lbauto.core.model import (
-    IPAddress,
     Method,
     OwnedObject,
     PbrBinding,
@@ -32,30 +31,16 @@ from lbauto.core.model import (
 from lbauto.errors import RenderError
 from lbauto.platforms import PLATFORMS
 from lbauto.platforms.render import render_changes, render_config
+from tests.builders import ingress, ip, net
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("LBAUTO_UPDATE_GOLDENS") == "1"
-INGRESS = {
-    "frr": "eth1",
-    "eos": "Ethernet1",
-    "ios": "GigabitEthernet1",
-    "nxos": "Ethernet1/1",
-    "junos": "ge-0/0/1",
-}
 VTYSH = shutil.which("vtysh")
 FRR_RELOAD = Path("/usr/lib/frr/frr-reload.py")
 
 
-def ip(text: str) -> IPAddress:
-    return ipaddress.ip_address(text)
-
-
-def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(text)
-
-
-def router(platform: Platform, method: Method = Method.STATIC, **kw: object) -> Router:
-    return Router("r1", "192.0.2.254", platform, method, ingress=(INGRESS[platform],), **kw)  # type: ignore[arg-type]
+def router(platform: Platform, method: Method = Method.STATIC, **kw: Any) -> Router:
+    return Router("r1", "192.0.2.254", platform, method, ingress=(ingress(platform),), **kw)
 
 
 class Case:
@@ -85,7 +70,7 @@ class Case:
             bypass = {
                 n: PbrRule(n - 10, net(vip.format(n)), ip(dip.format(n + 10))) for n in (11, 12, 13)
             }
-            bindings = [PbrBinding(INGRESS[platform], family)]
+            bindings = [PbrBinding(ingress(platform), family)]
         self.full = frozenset([*lb, bypass[11], bypass[12], *bindings])
         self.remove = [bypass[11], lb[1]]
         self.add = [bypass[13]]
@@ -286,10 +271,18 @@ def test_untyped_values_are_rejected() -> None:
         render_config(r, [PbrRule(701, net("192.0.2.10/32"), ip("198.51.100.10"))])
 
 
+def override(template_dir: Path, platform: Platform, text: str) -> Path:
+    """An inventory's own ``<template_dir>/<platform>/config.j2``."""
+    (template_dir / platform).mkdir()
+    (template_dir / platform / "config.j2").write_text(text)
+    return template_dir
+
+
 def test_rendered_separator_from_an_override_template_is_rejected(tmp_path: Path) -> None:
-    (tmp_path / "frr").mkdir()
-    (tmp_path / "frr" / "config.j2").write_text(
-        "{% for r in add_routes %}ip route {{ r[1] }} {{ r[4] }}; write memory\n{% endfor %}"
+    override(
+        tmp_path,
+        "frr",
+        "{% for r in add_routes %}ip route {{ r[1] }} {{ r[4] }}; write memory\n{% endfor %}",
     )
     route = StaticRoute(net("192.0.2.10/32"), ip("198.51.100.10"), 200, 4242)
     with pytest.raises(RenderError, match="second command"):
@@ -297,9 +290,10 @@ def test_rendered_separator_from_an_override_template_is_rejected(tmp_path: Path
 
 
 def test_template_override_takes_precedence_per_platform(tmp_path: Path) -> None:
-    (tmp_path / "frr").mkdir()
-    (tmp_path / "frr" / "config.j2").write_text(
-        "{% for r in add_routes %}ip route {{ r[1] }} {{ r[4] }} tag {{ r[5] }} 250\n{% endfor %}"
+    override(
+        tmp_path,
+        "frr",
+        "{% for r in add_routes %}ip route {{ r[1] }} {{ r[4] }} tag {{ r[5] }} 250\n{% endfor %}",
     )
     route = StaticRoute(net("192.0.2.10/32"), ip("198.51.100.10"), 200, 4242)
     assert (
@@ -312,18 +306,19 @@ def test_template_override_takes_precedence_per_platform(tmp_path: Path) -> None
     )
 
 
-def test_broken_override_template_names_the_file(tmp_path: Path) -> None:
-    (tmp_path / "eos").mkdir()
-    (tmp_path / "eos" / "config.j2").write_text("{% for r in add_routes %}\n")
-    with pytest.raises(RenderError, match=r"config\.j2 line .* eos"):
-        render_config(router("eos"), [], template_dir=tmp_path)
-
-
-def test_undefined_template_variable_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "ios").mkdir()
-    (tmp_path / "ios" / "config.j2").write_text("{{ no_such_thing }}\n")
-    with pytest.raises(RenderError, match="no_such_thing"):
-        render_config(router("ios"), [], template_dir=tmp_path)
+@pytest.mark.parametrize(
+    ("platform", "text", "match"),
+    [
+        ("eos", "{% for r in add_routes %}\n", r"config\.j2 line .* eos"),
+        ("ios", "{{ no_such_thing }}\n", "no_such_thing"),
+    ],
+    ids=["broken-template-names-the-file", "undefined-variable"],
+)
+def test_bad_override_template_is_a_render_error(
+    tmp_path: Path, platform: Platform, text: str, match: str
+) -> None:
+    with pytest.raises(RenderError, match=match):
+        render_config(router(platform), [], template_dir=override(tmp_path, platform, text))
 
 
 def test_every_platform_has_its_template_folder_and_ships_it() -> None:
