@@ -418,7 +418,7 @@ def test_inventory_is_written_for_the_lab(lab: Lab) -> None:
     r1 = hosts["r1"]
     assert r1["hostname"] == str(lab.router("r1").mgmt_ip)
     assert r1["platform"] == "frr" and r1["username"] == "root"
-    assert r1["data"]["lbauto"] == {"method": "static", "ingress": ["cli"]}
+    assert r1["data"] == {"lbauto_method": "static", "lbauto_ingress": ["cli"]}
     args = r1["connection_options"]["napalm"]["extras"]["optional_args"]
     assert args == {"key_file": str(lab.key_file), "pathspace": f"{LAB}-r1", "transport": "ssh"}
     agents = yaml.safe_load((inv / "agents.yaml").read_text())["agents"]
