@@ -32,8 +32,17 @@ lint: bootstrap
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+## bench: every benchmark (bench/run: under 15 minutes; the lab ones need root), figures beside
+## their peers, written into docs/benchmarks.md's generated section
 bench: bootstrap
-	$(PY) bench/bench_core.py
+	$(PY) bench/run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+## clab-images: build the containerlab images (FRR, agent, DIP/client hosts) locally, with no
+## registry: debootstrap a bookworm base from the host's Debian mirror, then docker build
+## (root, and a running dockerd: containerlab/dockerd.sh start). See docs/containerlab.md.
+.PHONY: clab-images
+clab-images: bootstrap
+	containerlab/images/build.sh

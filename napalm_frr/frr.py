@@ -1,4 +1,5 @@
-"""NAPALM driver for FRRouting: ``vtysh`` over SSH (netmiko ``linux``) or locally.
+"""NAPALM driver for FRRouting: ``vtysh`` over SSH (netmiko ``linux``), locally, or in a
+container (``docker exec``).
 
 Candidates are FRR config text. Every open driver is a *session* with a random id and a
 private working directory on the router; commits, the commit-confirm timer and the rollback
@@ -40,7 +41,7 @@ from napalm_frr.parse import (
     sanitize,
     split_waves,
 )
-from napalm_frr.transport import LocalTransport, Result, SshTransport, Transport
+from napalm_frr.transport import TRANSPORT_OPTIONS, TRANSPORTS, Result, Target, Transport
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./-]{1,200}$")
@@ -109,7 +110,8 @@ class Output:
 
 
 class FRRDriver(NetworkDriver):  # type: ignore[misc]
-    """NAPALM driver for FRR. optional_args: ``transport`` (``ssh``/``local``), ``pathspace``,
+    """NAPALM driver for FRR. optional_args: ``transport`` (``ssh``/``local``/``docker``, see
+    :data:`napalm_frr.transport.TRANSPORTS`; docker: ``container``, ``docker``), ``pathspace``,
     ``netns`` (local only), ``port``, ``key_file``, ``state_dir``, ``vtysh``, ``frr_reload``,
     ``startup_config``, ``commit_id`` (a recorded commit to confirm or roll back)."""
 
@@ -129,10 +131,13 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         self.password = password
         self.timeout = timeout
         self.transport_name = str(opts.get("transport", "ssh"))
-        if self.transport_name not in ("ssh", "local"):
+        if self.transport_name not in TRANSPORTS:
             raise ConnectionException(
-                f"unknown FRR transport {self.transport_name!r}: use 'ssh' or 'local'"
+                f"unknown FRR transport {self.transport_name!r}: use "
+                + ", ".join(repr(n) for n in TRANSPORTS)
             )
+        TRANSPORTS[self.transport_name].check(opts)
+        self.options = opts
         self.pathspace = (
             _checked(opts["pathspace"], _SAFE_NAME, "pathspace") if opts.get("pathspace") else None
         )
@@ -161,7 +166,9 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         self.pending_commit: dict[str, Any] | None = None
         #: This session's id (names its private directory on the router).
         self.session_id = ""
-        self.netmiko_args = {k: v for k, v in opts.items() if k not in _OWN_OPTIONS}
+        self.netmiko_args = {
+            k: v for k, v in opts.items() if k not in _OWN_OPTIONS and k not in TRANSPORT_OPTIONS
+        }
         self._transport: Transport | None = None
         self._state = ""
         self._candidate: str | None = None
@@ -230,18 +237,19 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     # ------------------------------------------------------------------ connection
 
     def open(self) -> None:
-        if self.transport_name == "local":
-            self._transport = LocalTransport(self.netns)
-        else:
-            self._transport = SshTransport(
+        self._transport = TRANSPORTS[self.transport_name].connect(
+            Target(
                 self.hostname,
                 self.username,
                 self.password or None,
                 port=self.port,
                 key_file=self.key_file,
                 timeout=float(self.timeout),
+                netns=self.netns,
+                options=self.options,
                 extra=self.netmiko_args,
             )
+        )
         self.session_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(6)}"
         default = f"$HOME/.local/state/napalm-frr/{self.pathspace or 'default'}"
         state_expr = shlex.quote(self.state_dir) if self.state_dir else f'"{default}"'

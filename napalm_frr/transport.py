@@ -1,7 +1,9 @@
-"""How the FRR driver reaches a router's shell: over SSH (netmiko ``linux``) or locally.
+"""How the FRR driver reaches a router's shell: over SSH (netmiko ``linux``), locally, or in
+a container (``docker exec``, :mod:`napalm_frr.docker`).
 
-Both transports run one POSIX shell command line and return its exit code, stdout and stderr,
+Every transport runs one POSIX shell command line and returns its exit code, stdout and stderr,
 so the driver can send a whole step (check, save, apply, arm the timer) in one round trip.
+:data:`TRANSPORTS` names them (optional_args ``transport``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import contextlib
 import secrets
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from napalm.base.exceptions import (
@@ -221,3 +224,83 @@ class _RemoteShell:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._chan.close()
+
+
+# ------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a transport may need to connect: the driver's arguments and optional_args."""
+
+    hostname: str
+    username: str
+    password: str | None
+    port: int = 22
+    key_file: str | None = None
+    timeout: float = 60.0
+    netns: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: optional_args the driver does not know (passed to netmiko by the ssh transport)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    #: opens a connection (raises a NAPALM ConnectionException subclass on failure)
+    connect: Callable[[Target], Transport]
+    #: checks optional_args when the driver is constructed (raises ConnectionException)
+    check: Callable[[dict[str, Any]], None]
+    #: optional_args the transport reads (never passed on to netmiko)
+    options: frozenset[str] = frozenset()
+
+
+def _ssh(t: Target) -> Transport:
+    return SshTransport(
+        t.hostname,
+        t.username,
+        t.password,
+        port=t.port,
+        key_file=t.key_file,
+        timeout=t.timeout,
+        extra=dict(t.extra),
+    )
+
+
+def _local(t: Target) -> Transport:
+    return LocalTransport(t.netns)
+
+
+def _docker(t: Target) -> Transport:
+    # imported on use: the ssh and local transports never need it
+    from napalm_frr.docker import DockerTransport
+
+    opts = t.options
+    return DockerTransport(
+        str(opts["container"]),
+        docker=str(opts["docker"]) if opts.get("docker") else None,
+        user=str(opts["docker_user"]) if opts.get("docker_user") else None,
+        timeout=t.timeout,
+    )
+
+
+def _check_docker(opts: dict[str, Any]) -> None:
+    from napalm_frr.docker import check_options
+
+    check_options(opts)
+
+
+def _no_check(opts: dict[str, Any]) -> None:
+    return None
+
+
+TRANSPORTS: dict[str, TransportSpec] = {
+    "ssh": TransportSpec(_ssh, _no_check),
+    "local": TransportSpec(_local, _no_check),
+    "docker": TransportSpec(
+        _docker, _check_docker, frozenset({"container", "docker", "docker_user"})
+    ),
+}
+
+#: optional_args read by some transport (none of them goes to netmiko).
+TRANSPORT_OPTIONS: frozenset[str] = frozenset().union(*(s.options for s in TRANSPORTS.values()))

@@ -22,12 +22,38 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Docker and debootstrap for the containerlab images and their test (docs/containerlab.md), in
+# CI or with LBAUTO_DOCKER=1. Package scripts must not start dockerd: its defaults set the host's
+# FORWARD policy to DROP, which cuts the namespace lab; containerlab/dockerd.sh starts it safely.
+case ${CI:-}:${LBAUTO_DOCKER:-0} in
+    [Tt]rue:* | 1:* | yes:* | *:1)
+        docker_missing=()
+        for p in docker.io debootstrap; do
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || docker_missing+=("$p")
+        done
+        if ((${#docker_missing[@]})); then
+            [[ $(id -u) -eq 0 ]] || { echo "bootstrap: run as root to install ${docker_missing[*]}" >&2; exit 1; }
+            echo "bootstrap: installing ${docker_missing[*]}"
+            export DEBIAN_FRONTEND=noninteractive
+            if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+                # deny service starts during this install only (invoke-rc.d, deb-systemd-invoke)
+                printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+                chmod 755 /usr/sbin/policy-rc.d
+                trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+            fi
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends "${docker_missing[@]}" >/dev/null
+        fi
+        ;;
+esac
+
 if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
 fi
 stamp=$VENV/.lbauto-installed
-if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || napalm-frr/pyproject.toml -nt $stamp ]]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    # lbauto depends on napalm-frr, which is not on PyPI: install both from the tree at once
+    "$VENV/bin/python" -m pip install -q -e ./napalm-frr -e '.[dev]'
     touch "$stamp"
 fi
