@@ -19,19 +19,24 @@ import ctypes
 import ipaddress
 import json
 import subprocess
+import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from socket import AF_INET, AF_INET6, inet_ntop
 from typing import Any, Protocol
 
-from lbauto.agent.store import VipRecord
-from lbauto.errors import AgentError
+from lbauto.agent.flows import RawElement, host_u32, port, read_elements
 from lbauto.agent.maglev import maglev_table, table_size
+from lbauto.agent.store import VipRecord
 from lbauto.core.model import IPAddress, Mode, addr_key
+from lbauto.errors import AgentError
 
 #: Fixed jhash seed: without one the kernel picks a random seed per rule, so every chain rewrite
 #: would reshuffle the buckets and two agents of a pool would disagree.
 HASH_SEED = 0x4C424155
+_HOST = sys.byteorder
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,16 @@ class TableSpec:
     flow_timeout: int = 300
     flow_table_size: int = 1_048_576
     buckets_per_dip: int = 100
+    #: Seconds a flow entry lives after its connection sent FIN or RST (refreshed by each
+    #: later packet of it): long enough for the rest of the close, short so a reused port is
+    #: soon free and a closed connection no longer holds a draining DIP.
+    close_timeout: int = 10
+
+
+#: Flag bit of a flow entry's mark: the connection sent FIN or RST. DIP marks stay below it.
+CLOSED = 0x80000000
+#: Modulus of the address hash in IPv6 hint keys (largest 32-bit prime).
+HINT_MOD = 4294967291
 
 
 def suffix(address: IPAddress) -> str:
@@ -54,10 +69,70 @@ def _fam(address: IPAddress) -> str:
 
 
 def flow_key(address: IPAddress) -> str:
-    """The flow map key. The map is per VIP, so the destination address is implied. Ports come
-    first: nft 1.0.6 asserts (netlink_linearize.c:799) on an ``update`` whose concatenation has
-    an IPv6 address before another field."""
+    """The exact flow key. The map is per VIP, so the destination address is implied.
+
+    IPv4: the key of the flow map ``f<sfx>`` (12 bytes). IPv6: the key of the closed-flow
+    identity; the exact flow set ``x<sfx>`` adds the mark (:func:`exact_key`)."""
     return f"th sport . th dport . {_fam(address)} saddr"
+
+
+def exact_key() -> str:
+    """IPv6 exact flow set key: ports, mark, address. nft 1.0.6 asserts (netlink_linearize.c:799)
+    on a set update whose key has anything after the IPv6 address, so the address is last."""
+    return "th sport . th dport . meta mark . ip6 saddr"
+
+
+def hint_key() -> str:
+    """IPv6 hint map key (12 bytes): ports and a 32-bit hash of the client address.
+
+    nft 1.0.6 stores an ``update @map { key : data }`` wrongly when the key is longer than 16
+    bytes (the data register overlaps the key's fifth word: ``sport . dport . ip6 saddr``
+    reads back with ``meta mark`` written into the address), so IPv6 flows cannot have an exact
+    map. The hint map only finds a candidate mark; the exact set ``x<sfx>`` confirms it, so a
+    hash collision costs only tracking for the colliding flow, never a wrong DIP."""
+    return f"th sport . th dport . jhash ip6 saddr mod {HINT_MOD} seed 0x{HASH_SEED:08x}"
+
+
+#: nft 1.0.6 crashes listing a map declared ``typeof ... jhash ...``: the hint map is declared
+#: with ``numgen`` (also a 32-bit integer), which lists fine and accepts the jhash key.
+HINT_TYPEOF = "th sport . th dport . numgen inc mod 2"
+#: The IPv6 flow map of earlier versions (stored corrupted keys); removed where found.
+LEGACY6 = "typeof th sport . th dport . ip6 saddr : meta mark; flags dynamic,timeout;"
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """nft statements of one VIP's flow state (per family)."""
+
+    found: str  # sets meta mark to the flow's mark; no match without a (confirmed) entry
+    record: str  # record/refresh with the flow timeout (an existing entry keeps its mark)
+    closing: str  # record/refresh with the close timeout
+    forget: str  # delete the entry (meta mark = its mark)
+
+
+def _flows(rec: VipRecord, spec: TableSpec) -> _Flows:
+    s = suffix(rec.address)
+    tc = f" timeout {spec.close_timeout}s"
+    if rec.address.version == 4:
+        k = flow_key(rec.address)
+        return _Flows(
+            found=f"meta mark set {k} map @f{s}",
+            record=f"update @f{s} {{ {k} : meta mark }}",
+            closing=f"update @f{s} {{ {k}{tc} : meta mark }}",
+            forget=f"delete @f{s} {{ {k} : meta mark }}",
+        )
+    h, x = hint_key(), exact_key()
+    return _Flows(
+        found=f"meta mark set {h} map @h{s} {x} @x{s}",
+        record=f"update @h{s} {{ {h} : meta mark }} update @x{s} {{ {x} }}",
+        closing=f"update @h{s} {{ {h}{tc} : meta mark }} update @x{s} {{ {x}{tc} }}",
+        forget=f"delete @h{s} {{ {h} : meta mark }} delete @x{s} {{ {x} }}",
+    )
+
+
+def flow_objects(address: IPAddress) -> tuple[str, ...]:
+    """Names of a VIP's flow-state objects (without the suffix)."""
+    return ("f",) if address.version == 4 else ("h", "x")
 
 
 def render_base(spec: TableSpec) -> list[str]:
@@ -90,35 +165,62 @@ def _elements(pairs: Iterable[tuple[object, object]]) -> str:
     return ", ".join(f"{k} : {v}" for k, v in pairs)
 
 
+def _dip_elements(rec: VipRecord) -> list[tuple[int, IPAddress]]:
+    """DIP map elements: each mark, and the same mark with :data:`CLOSED` (closing flows are
+    forwarded like open ones)."""
+    out: list[tuple[int, IPAddress]] = []
+    for d, mk in sorted(rec.marks.items(), key=lambda kv: kv[1]):
+        out += [(mk, d), (mk | CLOSED, d)]
+    return sorted(out)
+
+
 def render_chain(rec: VipRecord, spec: TableSpec, m: int) -> list[str]:
-    """The VIP chain's rules, in order (without the ``add rule <table> <chain>`` prefix)."""
+    """The VIP chain's rules, in order (without the ``add rule <table> <chain>`` prefix).
+
+    With tracking, TCP FIN and RST mark the flow closed (:data:`CLOSED` in its mark, the
+    close timeout instead of the flow timeout): closed flows are not counted by drains, and a
+    bare SYN on a closed flow's ports deletes it and is balanced afresh."""
     s = suffix(rec.address)
     f = _fam(rec.address)
-    key = flow_key(rec.address)
     hkey = f"{f} saddr . th sport . {f} daddr . th dport"
     fwd = f'fwd {f} to meta mark map @d{s} device "{spec.interface}"'
-    upd = f"update @f{s} {{ {key} : meta mark }}"
+    fl = _flows(rec, spec)
+    seed = f"seed 0x{HASH_SEED:08x}"
     rules: list[str] = []
     active = rec.mode is not Mode.EMPTY and bool(rec.dips)
     if active:
         # Other protocols have no ports: hash on addresses, no flow state.
         rules.append(
             f"meta l4proto != {{ tcp, udp }} meta mark set jhash {f} saddr . {f} daddr "
-            f"mod {m} seed 0x{HASH_SEED:08x} map @b{s} {fwd}"
+            f"mod {m} {seed} map @b{s} {fwd}"
         )
+    is_closed = f"meta mark & 0x{CLOSED:08x} == 0x{CLOSED:08x}"
+    is_open = f"meta mark & 0x{CLOSED:08x} == 0"
+    close = "tcp flags & (fin | rst) != 0"
+    set_closed = f"meta mark set meta mark | 0x{CLOSED:08x}"
     if rec.flow_tracking:
-        rules.append(f"meta l4proto {{ tcp, udp }} meta mark set {key} map @f{s} {upd} {fwd}")
+        tcp_udp = "meta l4proto { tcp, udp }"
+        # a new connection on the ports of a closed one: forget the old one, choose afresh
+        rules.append(
+            f"tcp flags & (syn | ack | fin | rst) == syn {fl.found} {is_closed} {fl.forget}"
+        )
+        # FIN/RST of an open flow: re-record it closed (update keeps an existing mark)
+        rules.append(f"{close} {fl.found} {is_open} {fl.forget} {set_closed} {fl.closing} {fwd}")
+        rules.append(f"{tcp_udp} {fl.found} {is_closed} {fl.closing} {fwd}")
+        rules.append(f"{tcp_udp} {fl.found} {fl.record} {fwd}")
         if rec.transit is not None:
             pin = rec.marks[rec.transit.dip]
-            hit = f"meta mark set {pin} update @th{rec.address.version} {{ {f} daddr }} {upd} {fwd}"
-            rules.append(f"tcp flags & (syn | ack) != syn {hit}")
-            rules.append(f"meta l4proto udp {hit}")
+            hit = f"meta mark set {pin} update @th{rec.address.version} {{ {f} daddr }}"
+            rules.append(f"{close} {hit} {set_closed} {fl.closing} {fwd}")
+            rules.append(f"tcp flags & (syn | ack) != syn {hit} {fl.record} {fwd}")
+            rules.append(f"meta l4proto udp {hit} {fl.record} {fwd}")
     if active:
-        chosen = (
-            f"meta l4proto {{ tcp, udp }} meta mark set jhash {hkey} mod {m} "
-            f"seed 0x{HASH_SEED:08x} map @b{s}"
-        )
-        rules.append(f"{chosen} {upd} {fwd}" if rec.flow_tracking else f"{chosen} {fwd}")
+        chosen = f"meta mark set jhash {hkey} mod {m} {seed} map @b{s}"
+        if rec.flow_tracking:
+            rules.append(f"{close} {chosen} {set_closed} {fl.closing} {fwd}")
+            rules.append(f"meta l4proto {{ tcp, udp }} {chosen} {fl.record} {fwd}")
+        else:
+            rules.append(f"meta l4proto {{ tcp, udp }} {chosen} {fwd}")
     else:
         rules.append("meta l4proto tcp reject with tcp reset")
         rules.append("reject with icmpx host-unreachable")
@@ -126,6 +228,31 @@ def render_chain(rec: VipRecord, spec: TableSpec, m: int) -> list[str]:
     # the agent's own stack.
     rules.append("drop")
     return rules
+
+
+def _flow_decls(address: IPAddress, spec: TableSpec) -> list[str]:
+    t = f"netdev {spec.table}"
+    s = suffix(address)
+    opts = f"flags dynamic,timeout; timeout {spec.flow_timeout}s; size {spec.flow_table_size}; }}"
+    if address.version == 4:
+        return [f"add map {t} f{s} {{ typeof {flow_key(address)} : meta mark; {opts}"]
+    return [
+        f"add map {t} h{s} {{ typeof {HINT_TYPEOF} : meta mark; {opts}",
+        f"add set {t} x{s} {{ typeof {exact_key()}; {opts}",
+    ]
+
+
+def _flush_flows(rec: VipRecord, spec: TableSpec) -> list[str]:
+    t = f"netdev {spec.table}"
+    s = suffix(rec.address)
+    return [f"flush {'map' if p in 'fh' else 'set'} {t} {p}{s}" for p in flow_objects(rec.address)]
+
+
+def _drop_legacy6(sfx: str, spec: TableSpec) -> list[str]:
+    """Delete the IPv6 flow map of earlier versions if there is one (added first, so the
+    delete cannot fail). Must follow the flush of the chain that referenced it."""
+    t = f"netdev {spec.table}"
+    return [f"add map {t} f{sfx} {{ {LEGACY6} }}", f"delete map {t} f{sfx}"]
 
 
 def render_vip(rec: VipRecord, spec: TableSpec) -> list[str]:
@@ -140,19 +267,20 @@ def render_vip(rec: VipRecord, spec: TableSpec) -> list[str]:
         f"add chain {t} v{s}",
         f"add map {t} b{s} {{ typeof numgen inc mod 2 : meta mark; }}",
         f"add map {t} d{s} {{ typeof meta mark : {f} daddr; }}",
-        f"add map {t} f{s} {{ typeof {flow_key(rec.address)} : meta mark; "
-        f"flags dynamic,timeout; timeout {spec.flow_timeout}s; size {spec.flow_table_size}; }}",
+        *_flow_decls(rec.address, spec),
         f"flush chain {t} v{s}",
         f"flush map {t} b{s}",
         f"flush map {t} d{s}",
     ]
+    if rec.address.version == 6:
+        out += _drop_legacy6(s, spec)
     if not rec.flow_tracking:
-        out.append(f"flush map {t} f{s}")
+        out += _flush_flows(rec, spec)
     if marks:
         out.append(f"add element {t} b{s} {{ {_elements(enumerate(marks))} }}")
-    dmap = sorted(rec.marks.items(), key=lambda kv: kv[1])
+    dmap = _dip_elements(rec)
     if dmap:
-        out.append(f"add element {t} d{s} {{ {_elements((mk, d) for d, mk in dmap)} }}")
+        out.append(f"add element {t} d{s} {{ {_elements(dmap)} }}")
     out += [f"add rule {t} v{s} {r}" for r in render_chain(rec, spec, m)]
     out.append(f"add element {t} vips{rec.address.version} {{ {rec.address} : jump v{s} }}")
     return out
@@ -168,7 +296,7 @@ def render_update(old: VipRecord | None, new: VipRecord, spec: TableSpec) -> lis
     s = suffix(new.address)
     out: list[str] = []
     if old.flow_tracking and not new.flow_tracking:
-        out.append(f"flush map {t} f{s}")
+        out += _flush_flows(new, spec)
     old_b, new_b = bucket_marks(old, spec.buckets_per_dip), bucket_marks(new, spec.buckets_per_dip)
     m_new = len(new_b) or table_size(0, spec.buckets_per_dip)
     m_old = len(old_b) or table_size(0, spec.buckets_per_dip)
@@ -181,8 +309,9 @@ def render_update(old: VipRecord | None, new: VipRecord, spec: TableSpec) -> lis
         if changed:
             out.append(f"delete element {t} b{s} {{ {', '.join(map(str, changed))} }}")
             out.append(f"add element {t} b{s} {{ {_elements((i, new_b[i]) for i in changed)} }}")
-    gone = sorted(mk for d, mk in old.marks.items() if new.marks.get(d) != mk)
-    added = sorted((mk, d) for d, mk in new.marks.items() if old.marks.get(d) != mk)
+    old_d, new_d = dict(_dip_elements(old)), dict(_dip_elements(new))
+    gone = sorted(mk for mk, d in old_d.items() if new_d.get(mk) != d)
+    added = sorted((mk, d) for mk, d in new_d.items() if old_d.get(mk) != d)
     if gone:
         out.append(f"delete element {t} d{s} {{ {', '.join(map(str, gone))} }}")
     if added:
@@ -220,23 +349,71 @@ def render_remove_suffix(sfx: str, spec: TableSpec, in_vmap: bool) -> list[str]:
         f"flush chain {t} v{sfx}",
         f"delete chain {t} v{sfx}",
     ]
-    out += [f"delete map {t} {p}{sfx}" for p in "bdf"]
+    out += [f"delete map {t} {p}{sfx}" for p in "bd"]
+    if addr.version == 4:
+        out.append(f"delete map {t} f{sfx}")
+    else:
+        # added first: a VIP made by an earlier version has no hint map or exact set
+        out += _flow_decls(addr, spec)
+        out += [f"delete map {t} h{sfx}", f"delete set {t} x{sfx}", *_drop_legacy6(sfx, spec)]
     return out
 
 
-def render_delete_flows(address: IPAddress, spec: TableSpec, flows: Sequence[FlowEntry]) -> str:
-    """Delete given flow entries of one VIP (a drain that timed out)."""
-    keys = ", ".join(f"{e.client_port} . {e.vip_port} . {e.client}" for e in flows)
-    return f"delete element netdev {spec.table} f{suffix(address)} {{ {keys} }}"
+def render_delete_flows(
+    address: IPAddress,
+    spec: TableSpec,
+    flows: Sequence[FlowEntry],
+    hints: Sequence[HintEntry] = (),
+) -> list[str]:
+    """Delete given flow entries of one VIP (a drain that timed out); for IPv6 also the given
+    hint entries. Each element is added (with its own value: a no-op when it is there) before
+    it is deleted, so an entry that expired since it was listed cannot fail the transaction."""
+    t = f"netdev {spec.table}"
+    s = suffix(address)
+    out: list[str] = []
+    if address.version == 4:
+        keys = [(f"{e.client_port} . {e.vip_port} . {e.client}", e.raw_mark) for e in flows]
+        if keys:
+            out.append(f"add element {t} f{s} {{ {_elements(keys)} }}")
+            out.append(f"delete element {t} f{s} {{ {', '.join(k for k, _ in keys)} }}")
+        return out
+    xkeys = [f"{e.client_port} . {e.vip_port} . {e.raw_mark} . {e.client}" for e in flows]
+    if xkeys:
+        out.append(f"add element {t} x{s} {{ {', '.join(xkeys)} }}")
+        out.append(f"delete element {t} x{s} {{ {', '.join(xkeys)} }}")
+    hkeys = [(f"{h.client_port} . {h.vip_port} . {h.digest}", h.raw_mark) for h in hints]
+    if hkeys:
+        out.append(f"add element {t} h{s} {{ {_elements(hkeys)} }}")
+        out.append(f"delete element {t} h{s} {{ {', '.join(k for k, _ in hkeys)} }}")
+    return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FlowEntry:
+    """One flow the kernel holds for a VIP. ``mark`` is the DIP mark; ``closing``: the client
+    sent FIN or RST (the entry lives on for ``close_timeout`` and is not counted by drains)."""
+
     client: str
     client_port: int
     vip_port: int
     mark: int
     expires: float | None
+    closing: bool = False
+
+    @property
+    def raw_mark(self) -> int:
+        """The mark as stored in the kernel (with :data:`CLOSED` for a closing flow)."""
+        return self.mark | CLOSED if self.closing else self.mark
+
+
+@dataclass(frozen=True, slots=True)
+class HintEntry:
+    """One element of an IPv6 VIP's hint map (ports, address hash -> raw mark)."""
+
+    client_port: int
+    vip_port: int
+    digest: int
+    raw_mark: int
 
 
 @dataclass(frozen=True)
@@ -263,6 +440,12 @@ class Dataplane(Protocol):
     def kernel_table(self, table: str) -> KernelTable: ...
 
     def flows(self, table: str, sfx: str) -> list[FlowEntry]: ...
+
+    def hints(self, table: str, sfx: str) -> list[HintEntry]: ...
+
+    def flow_counts(
+        self, table: str, sfx: str, min_expires_ms: int | None = None
+    ) -> Counter[int]: ...
 
     def counters(self, table: str) -> dict[str, VipCounters]: ...
 
@@ -334,11 +517,43 @@ class NftDataplane:
                     key = key["elem"]["val"]
                 yield str(key), value, counter
 
+    @property
+    def netlink(self) -> bool:
+        """Flow maps are read over netlink when ``nft`` runs in this process's namespace."""
+        return self.argv == ["nft"]
+
     def flows(self, table: str, sfx: str) -> list[FlowEntry]:
+        """The VIP's flows: IPv4 from its flow map, IPv6 from its exact flow set."""
+        name = f"{'f' if sfx[0] == '4' else 'x'}{sfx}"
+        if self.netlink:
+            return decode_flows(int(sfx[0]), read_elements(table, name))
+        kind = "map" if sfx[0] == "4" else "set"
         out: list[FlowEntry] = []
-        for item in self._json(["list", "map", "netdev", table, f"f{sfx}"]):
-            for el in item.get("map", {}).get("elem", []):
-                out.append(_flow_entry(el))
+        for item in self._json(["list", kind, "netdev", table, name]):
+            for el in item.get(kind, {}).get("elem", []):
+                out.append(_flow_entry(el, sfx[0] == "4"))
+        return out
+
+    def flow_counts(self, table: str, sfx: str, min_expires_ms: int | None = None) -> Counter[int]:
+        """Flows per raw mark (see :func:`count_flows`), without decoding entries."""
+        if self.netlink:
+            name = f"{'f' if sfx[0] == '4' else 'x'}{sfx}"
+            return count_flows(int(sfx[0]), read_elements(table, name), min_expires_ms)
+        return _count_entries(self.flows(table, sfx), min_expires_ms)
+
+    def hints(self, table: str, sfx: str) -> list[HintEntry]:
+        """An IPv6 VIP's hint-map elements (none for IPv4)."""
+        if sfx[0] == "4":
+            return []
+        if self.netlink:
+            return decode_hints(read_elements(table, f"h{sfx}"))
+        out: list[HintEntry] = []
+        for item in self._json(["list", "map", "netdev", table, f"h{sfx}"]):
+            for key, mark in item.get("map", {}).get("elem", []):
+                if isinstance(key, dict) and "elem" in key:
+                    key = key["elem"]["val"]
+                sport, dport, digest = key["concat"]
+                out.append(HintEntry(int(sport), int(dport), int(digest), int(mark)))
         return out
 
     def counters(self, table: str) -> dict[str, VipCounters]:
@@ -400,20 +615,85 @@ def make_dataplane(argv: Sequence[str] = ("nft",)) -> NftDataplane:
     return NftDataplane(argv)
 
 
-def _flow_entry(el: list[Any]) -> FlowEntry:
-    key, mark = el[0], el[1]
+def _flow_entry(el: Any, v4: bool) -> FlowEntry:
+    """One element of ``nft -j list map f4_...`` ([key, mark]) or ``list set x6_...`` (key)."""
+    key, mark = (el[0], el[1]) if v4 else (el, 0)
     expires: float | None = None
     if isinstance(key, dict) and "elem" in key:
         expires = key["elem"].get("expires")
         key = key["elem"]["val"]
-    sport, dport, client = key["concat"]
+    parts = key["concat"]
+    if v4:
+        sport, dport, client = parts
+    else:
+        sport, dport, mark, client = parts
+    raw = int(mark)
     return FlowEntry(
         client=str(client),
         client_port=int(sport),
         vip_port=int(dport),
-        mark=int(mark),
+        mark=raw & ~CLOSED,
         expires=float(expires) if expires is not None else None,
+        closing=bool(raw & CLOSED),
     )
+
+
+def decode_flows(version: int, elements: Sequence[RawElement]) -> list[FlowEntry]:
+    """Flow entries from kernel elements: IPv4 flow-map key ``sport . dport . saddr`` with the
+    mark as data, IPv6 exact-set key ``sport . dport . mark . saddr``."""
+    out: list[FlowEntry] = []
+    append = out.append
+    fam, lo, hi, klen = (AF_INET, 8, 12, 12) if version == 4 else (AF_INET6, 12, 28, 28)
+    for k, data, exp in elements:
+        if len(k) != klen:
+            continue
+        if version == 4:
+            if data is None:
+                continue
+            raw = int.from_bytes(data, _HOST)
+        else:
+            raw = int.from_bytes(k[8:12], _HOST)
+        append(
+            FlowEntry(
+                inet_ntop(fam, k[lo:hi]),
+                (k[0] << 8) | k[1],
+                (k[4] << 8) | k[5],
+                raw & ~CLOSED,
+                exp / 1000.0 if exp is not None else None,
+                bool(raw & CLOSED),
+            )
+        )
+    return out
+
+
+def count_flows(
+    version: int, elements: Sequence[RawElement], min_expires_ms: int | None = None
+) -> Counter[int]:
+    """Raw marks (:data:`CLOSED` included) of the elements, optionally only of those expiring
+    at or after ``min_expires_ms``: what drain waits and metrics need, without decoding."""
+    out: Counter[int] = Counter()
+    for k, data, exp in elements:
+        if min_expires_ms is not None and exp is not None and exp < min_expires_ms:
+            continue
+        raw = data if version == 4 else k[8:12]
+        if raw is not None and len(raw) == 4:
+            out[int.from_bytes(raw, _HOST)] += 1
+    return out
+
+
+def _count_entries(entries: Sequence[FlowEntry], min_expires_ms: int | None) -> Counter[int]:
+    floor = None if min_expires_ms is None else min_expires_ms / 1000.0
+    return Counter(
+        e.raw_mark for e in entries if floor is None or e.expires is None or e.expires >= floor
+    )
+
+
+def decode_hints(elements: Sequence[RawElement]) -> list[HintEntry]:
+    return [
+        HintEntry(port(k, 0), port(k, 4), host_u32(k[8:12]), host_u32(data))
+        for k, data, _ in elements
+        if len(k) == 12 and data is not None
+    ]
 
 
 class RecordingDataplane:
@@ -423,6 +703,7 @@ class RecordingDataplane:
     def __init__(self) -> None:
         self.transactions: list[list[str]] = []
         self.flow_entries: dict[str, list[FlowEntry]] = {}
+        self.hint_entries: dict[str, list[HintEntry]] = {}
         self.counter_values: dict[str, VipCounters] = {}
         self.table = KernelTable(False, frozenset(), {})
 
@@ -434,6 +715,12 @@ class RecordingDataplane:
 
     def flows(self, table: str, sfx: str) -> list[FlowEntry]:
         return list(self.flow_entries.get(sfx, []))
+
+    def hints(self, table: str, sfx: str) -> list[HintEntry]:
+        return list(self.hint_entries.get(sfx, []))
+
+    def flow_counts(self, table: str, sfx: str, min_expires_ms: int | None = None) -> Counter[int]:
+        return _count_entries(self.flows(table, sfx), min_expires_ms)
 
     def counters(self, table: str) -> dict[str, VipCounters]:
         return dict(self.counter_values)

@@ -76,9 +76,18 @@ class _Run:
         self.next_id += 1
         loop = asyncio.get_running_loop()
         conn = _LongLived(self, cid, initial)
+        local = None
+        if initial and self.args.source_port_base:
+            # known client ports for the initial connections (kernel flow entries can be
+            # matched to them); later ones use ephemeral ports (a closed port may be in
+            # TIME_WAIT)
+            wildcard = "::" if ":" in self.args.vip else "0.0.0.0"
+            local = (wildcard, self.args.source_port_base + cid)
         try:
             async with asyncio.timeout(ANSWER_TIMEOUT):
-                await loop.create_connection(lambda: conn, self.args.vip, self.args.port)
+                await loop.create_connection(
+                    lambda: conn, self.args.vip, self.args.port, local_addr=local
+                )
         except (OSError, TimeoutError) as err:
             conn.abandon()
             self.report.counts.long_lived_failed += 1
@@ -315,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifetime", type=float, default=None)
     parser.add_argument("--new-per-second", type=float, default=0.0)
     parser.add_argument("--ready-file", default=None)
+    parser.add_argument(
+        "--source-port-base",
+        type=int,
+        default=0,
+        help="initial long-lived connection k uses client port BASE + k (0: ephemeral)",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(ValueError, OSError):
         # Thousands of connections need thousands of file descriptors.

@@ -1,10 +1,11 @@
 """``lbauto demo``: the mission, live, in the namespace lab, narrated.
 
-A VIP with 3 DIPs is balanced by the agent with its flows tracked; it scales to 1 DIP (drain,
-router bypass, tracking off: the agent's counters for the VIP stop and its flow entries drop to
-0); it scales back to 3 (transit pin, bypass removed: traffic returns to the agent, new
-connections are balanced). Long-lived TCP connections run through all of it, and the report at
-the end counts every one that broke.
+Two VIPs, ``web`` (IPv4) and ``v6web`` (IPv6), each with 3 DIPs, are balanced by the agent with
+their flows tracked; they scale to 1 DIP (drain, router bypass, tracking off: the agent's
+counters for the VIP stop and its flow entries drop to 0); they scale back to 3 (transit pin,
+bypass removed: traffic returns to the agent, new connections are balanced). Long-lived TCP
+connections run to both through all of it, and the report at the end counts every one that
+broke, per VIP.
 """
 
 from __future__ import annotations
@@ -22,23 +23,26 @@ from rich.table import Table
 from rich.text import Text
 
 from lbauto.agent.client import agent_token
+from lbauto.core.model import Agent, Inventory, IPAddress
+from lbauto.core.plan import PlanOptions
 from lbauto.errors import LbautoError
 from lbauto.inventory import load_inventory
 from lbauto.lab import Lab, LabSpec, start_traffic
 from lbauto.lab.traffic import TrafficReport, run_traffic
-from lbauto.core.model import Agent, Inventory, IPAddress
 from lbauto.orchestrate.apply import ApplyOutcome, ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.status import bypass_on
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
-from lbauto.core.plan import PlanOptions
 
 VIP_NAME = "web"
+#: The VIPs the demo cycles: one per address family.
+VIP_NAMES = ("web", "v6web")
 
 
 @dataclass
 class Phase:
     name: str
+    vip: str = VIP_NAME
     mode: str = "-"
     packets_delta: int = 0
     flow_entries: int = 0
@@ -50,12 +54,19 @@ class Phase:
 @dataclass
 class DemoResult:
     phases: list[Phase]
-    traffic: TrafficReport
+    traffic: TrafficReport  # web (IPv4)
+    traffic6: TrafficReport | None = None  # v6web (IPv6)
+
+    @property
+    def reports(self) -> list[TrafficReport]:
+        return [r for r in (self.traffic, self.traffic6) if r is not None]
 
     @property
     def ok(self) -> bool:
-        c = self.traffic.counts
-        return c.broken == 0 and c.new_failed == 0 and c.long_lived_failed == 0
+        return all(
+            r.counts.broken == 0 and r.counts.new_failed == 0 and r.counts.long_lived_failed == 0
+            for r in self.reports
+        )
 
 
 def agent_counters(agent: Agent, vip: IPAddress) -> tuple[int, int]:
@@ -150,61 +161,75 @@ class Demo:
         self.say(f"bringing up the namespace lab [bold]{self.name}[/] (FRR router, agent, 3 DIPs)")
         self.lab = Lab.up(LabSpec(name=self.name, start_agents=True))
         inv = self._inventory(self.lab)
-        web = next(v for v in inv.vips if v.name == VIP_NAME)
+        vips = {n: next(v for v in inv.vips if v.name == n) for n in VIP_NAMES}
         agent = inv.agents[0]
-        dips = [str(d.address) for d in self.lab.dips]
+        dips = {
+            "web": [str(d.address) for d in self.lab.dips],
+            "v6web": [str(d.address6) for d in self.lab.dips],
+        }
         self._reset_vips(dips)
         self.say("converging the lab to its inventory ([bold]lbauto apply[/])")
         self._apply(run_apply)
         self.say(
-            f"starting {self.connections} long-lived TCP connections to {web.address} "
-            f"(each lives {self.lifetime:.0f} s, then a new one takes its place) "
+            f"starting {self.connections} long-lived TCP connections to each of "
+            + " and ".join(str(v.address) for v in vips.values())
+            + f" (each lives {self.lifetime:.0f} s, then a new one takes its place) "
             "and 10 new connections per second"
         )
-        handle = start_traffic(
-            self.lab,
-            str(web.address),
-            connections=self.connections,
-            lifetime=self.lifetime,
-            new_per_second=10,
-        )
+        handles = {
+            n: start_traffic(
+                self.lab,
+                str(v.address),
+                connections=self.connections,
+                lifetime=self.lifetime,
+                new_per_second=10,
+            )
+            for n, v in vips.items()
+        }
         phases: list[Phase] = []
+        steps = [
+            ("3 DIPs: balanced by the agent", None, ""),
+            ("scaled to 1 DIP: router bypass", 1, "bypass-enable"),
+            ("back to 3 DIPs: through the agent", 3, "bypass-disable"),
+        ]
+        reports: dict[str, TrafficReport] = {}
         try:
-            handle.wait_ready()
-            phase = Phase("3 DIPs: balanced by the agent")
-            self.say(f"[bold]{phase.name}[/]")
-            self._observe_phase(phase, web.address, agent)
-            phases.append(phase)
-
-            phase = Phase("scaled to 1 DIP: router bypass")
-            self.say(f"[bold]lbauto scale vip web --dips {dips[0]}[/] (bypass-enable)")
-            phase.transition_s = self._apply(run_scale, ScaleRequest(VIP_NAME, dips=dips[:1]))
-            self._observe_phase(phase, web.address, agent)
-            phases.append(phase)
-
-            phase = Phase("back to 3 DIPs: through the agent")
-            self.say(f"[bold]lbauto scale vip web --dips {','.join(dips)}[/] (bypass-disable)")
-            phase.transition_s = self._apply(run_scale, ScaleRequest(VIP_NAME, dips=dips))
-            self._observe_phase(phase, web.address, agent)
-            phases.append(phase)
+            for h in handles.values():
+                h.wait_ready()
+            for label, count, kind in steps:
+                for n, v in vips.items():
+                    phase = Phase(label, vip=n)
+                    if count is not None:
+                        target = dips[n][:count]
+                        self.say(
+                            f"[bold]lbauto scale vip {n} --dips {','.join(target)}[/] ({kind})"
+                        )
+                        phase.transition_s = self._apply(run_scale, ScaleRequest(n, dips=target))
+                    else:
+                        self.say(f"[bold]{n}: {label}[/]")
+                    self._observe_phase(phase, v.address, agent)
+                    phases.append(phase)
         finally:
-            report = handle.stop_and_report()
-        result = DemoResult(phases, report)
+            for n, h in handles.items():
+                reports[n] = h.stop_and_report()
+        result = DemoResult(phases, reports["web"], reports.get("v6web"))
         self._summary(result)
         return result
 
-    def _reset_vips(self, dips: list[str]) -> None:
-        """Start from all DIPs on the demo VIP (an earlier demo may have left it scaled)."""
-        want = [ipaddress.ip_address(d) for d in dips]
-        web = next(v for v in self._inventory(self.lab).vips if v.name == VIP_NAME)
-        if list(web.dips) != want:
-            path = self.lab.inventory_dir / "vips.yaml"
-            write_atomic(path, rewrite_dips(path, VIP_NAME, want))
+    def _reset_vips(self, dips: dict[str, list[str]]) -> None:
+        """Start from all DIPs on the demo VIPs (an earlier demo may have left them scaled)."""
+        path = self.lab.inventory_dir / "vips.yaml"
+        for name, want_text in dips.items():
+            want = [ipaddress.ip_address(d) for d in want_text]
+            vip = next(v for v in self._inventory(self.lab).vips if v.name == name)
+            if list(vip.dips) != want:
+                write_atomic(path, rewrite_dips(path, name, want))
 
     def _summary(self, result: DemoResult) -> None:
         table = Table(title="lbauto demo: summary")
         for col in (
             "phase",
+            "VIP",
             "agent mode",
             "agent packets/2 s",
             "flow entries",
@@ -216,6 +241,7 @@ class Demo:
         for p in result.phases:
             table.add_row(
                 p.name,
+                p.vip,
                 p.mode,
                 str(p.packets_delta),
                 str(p.flow_entries),
@@ -224,18 +250,19 @@ class Demo:
                 f"{p.transition_s:.1f}" if p.transition_s else "-",
             )
         self.console.print(table)
-        c = result.traffic.counts
         style = "bold green" if result.ok else "bold red"
-        self.console.print(
-            Text(
-                f"long-lived connections: {c.long_lived_opened} opened, {c.broken} broken, "
-                f"{c.closed_cleanly} closed cleanly; new connections: {c.new_ok} ok, "
-                f"{c.new_failed} failed",
-                style=style,
+        for report in result.reports:
+            c = report.counts
+            self.console.print(
+                Text(
+                    f"{report.vip}: long-lived connections: {c.long_lived_opened} opened, "
+                    f"{c.broken} broken, {c.closed_cleanly} closed cleanly; new connections: "
+                    f"{c.new_ok} ok, {c.new_failed} failed",
+                    style=style,
+                )
             )
-        )
-        for b in result.traffic.broken[:10]:
-            self.console.print(Text(f"  broken: {b}", style="red"))
+            for b in report.broken[:10]:
+                self.console.print(Text(f"  broken: {b}", style="red"))
 
 
 def run_demo(console: Console, name: str = "demo", keep: bool = True) -> DemoResult:

@@ -170,8 +170,11 @@ def start_traffic(
     lifetime: float | None = None,
     new_per_second: float = 0.0,
     port: int = ECHO_PORT,
+    source_port_base: int = 0,
 ) -> TrafficHandle:
-    """Start the client in the background; ``duration=None`` runs until ``stop_and_report``."""
+    """Start the client in the background; ``duration=None`` runs until ``stop_and_report``.
+    ``source_port_base``: the initial long-lived connection k uses client port base + k.
+    IPv4 and IPv6 VIPs alike."""
     try:
         vip = str(ipaddress.ip_address(vip))
     except ValueError as err:
@@ -184,6 +187,8 @@ def start_traffic(
         argv += ["--duration", str(duration)]
     if lifetime is not None:
         argv += ["--lifetime", str(lifetime)]
+    if source_port_base:
+        argv += ["--source-port-base", str(source_port_base)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return TrafficHandle(proc, ready, f"traffic to {vip} in lab {lab.name}")
 

@@ -17,12 +17,13 @@ import os
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,13 @@ class Conn:
     dip: str
     broken: str | None = None
 
+    def end(self, reset: bool = False) -> None:
+        """Close the connection: FIN, or RST with ``reset`` (no TIME_WAIT: the port is free)."""
+        if reset:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.file.close()  # type: ignore[attr-defined]
+        self.sock.close()
+
 
 @dataclass
 class Conns:
@@ -175,9 +183,9 @@ class Conns:
 
 
 class Net:
-    def __init__(self, dips: int = 3, flow_timeout: int = 300) -> None:
+    def __init__(self, dips: int = 3, flow_timeout: int = 300, prefix: str = "lba") -> None:
         self.flow_timeout = flow_timeout
-        self.tag = "lba" + secrets.token_hex(2)
+        self.tag = prefix + secrets.token_hex(2)
         self.ns_cli, self.ns_rtr = f"{self.tag}-cli", f"{self.tag}-rtr"
         self.ns_agt, self.ns_srv = f"{self.tag}-agt", f"{self.tag}-srv"
         self.dip_names = [f"d{i + 1}" for i in range(dips)]
@@ -297,14 +305,14 @@ class Net:
             f"token_file: {self.dir / 'token'}\nstate_file: {self.dir / 'state.json'}\n"
             f"flow_timeout: {self.flow_timeout}\ntick: 0.3\n"
         )
-        log = (self.dir / "agent.log").open("ab")
-        self.agent_proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns_agt, sys.executable, "-m", "lbauto.agent", "serve",
-             "--config", str(cfg)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        with (self.dir / "agent.log").open("ab") as log:  # the child keeps its own copy
+            self.agent_proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns_agt, sys.executable, "-m", "lbauto.agent",
+                 "serve", "--config", str(cfg)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.agent_proc.poll() is not None:
@@ -341,11 +349,22 @@ class Net:
     def _sockets(self, family: int, n: int) -> list[socket.socket]:
         return in_netns(self.ns_cli, lambda: [socket.socket(family) for _ in range(n)])
 
-    def open_conns(self, vip: str, n: int) -> Conns:
+    def add_client_address(self, address: str) -> None:
+        """One more source address on the client (IPv4 /24 or IPv6 /64 of its link)."""
+        plen = "64" if ":" in address else "24"
+        sh("ip", "-n", self.ns_cli, "addr", "add", f"{address}/{plen}", "dev", "eth0", "nodad")
+
+    def open_conns(
+        self, vip: str, n: int, sources: Sequence[tuple[str, int]] | None = None
+    ) -> Conns:
+        """``n`` long-lived connections; ``sources`` gives each one's (client address, port)."""
         fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
         out = Conns()
-        for s in self._sockets(fam, n):
+        for i, s in enumerate(self._sockets(fam, n)):
             s.settimeout(3)
+            if sources is not None:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(sources[i])
             s.connect((vip, PORT))
             f = s.makefile("rb")
             s.sendall(b"hello\n")
@@ -353,8 +372,10 @@ class Net:
             out.conns.append(Conn(s, f, line.split(" ")[0]))
         return out
 
-    def short_conns(self, vip: str, n: int) -> Counter[str]:
-        """``n`` one-line connections; counts answering DIPs (``error:...`` for failures)."""
+    def short_conns(self, vip: str, n: int, reset: bool = False) -> Counter[str]:
+        """``n`` one-line connections; counts answering DIPs (``error:...`` for failures).
+        ``reset``: close with RST (no TIME_WAIT, so thousands per second do not exhaust the
+        client's ports)."""
         fam = socket.AF_INET6 if ":" in vip else socket.AF_INET
         seen: Counter[str] = Counter()
         for s in self._sockets(fam, n):
@@ -363,6 +384,8 @@ class Net:
                 s.connect((vip, PORT))
                 s.sendall(b"x\n")
                 seen[s.makefile("rb").readline().decode().split(" ")[0] or "error:closed"] += 1
+                if reset:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError as e:
                 seen[f"error:{type(e).__name__}"] += 1
             finally:
@@ -371,8 +394,10 @@ class Net:
 
 
 @contextmanager
-def network(dips: int = 3, agent: bool = True, flow_timeout: int = 300) -> Iterator[Net]:
-    net = Net(dips, flow_timeout)
+def network(
+    dips: int = 3, agent: bool = True, flow_timeout: int = 300, prefix: str = "lba"
+) -> Iterator[Net]:
+    net = Net(dips, flow_timeout, prefix)
     try:
         net.up()
         if agent:

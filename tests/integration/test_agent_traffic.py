@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
+from lbauto.agent.dataplane import suffix
 from lbauto.core.model import Drain, Mode, Transit
-from tests.integration.agent_net import Net, addr, network
+from tests.integration.agent_net import Conns, Net, addr, network
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +59,10 @@ def test_new_connections_spread_by_bucket_share_and_stick(net: Net, vip: str) ->
         assert 60 <= seen[n] <= 140, seen  # 1/3 each by bucket share (binomial, sd ~8)
     # the kernel recorded every choice: its per-DIP counts equal what the client saw
     with net.client() as c:
-        fc = c.flows(addr(vip))
-    assert fc.total == 300
-    kernel = {str(k): v for k, v in fc.per_dip.items()}
+        fc = c._http.get(f"/v1/vips/{vip}/flows", params={"limit": 1000}).json()
+    # the short connections ended (FIN): their entries are closing, still with their DIP
+    assert fc["total"] == 300 and fc["closing"] == 300
+    kernel = dict(Counter(e["dip"] for e in fc["entries"]))
     client = {
         d: seen[n]
         for n, d in zip(("d1", "d2", "d3"), dips_of(net, vip, ["d1", "d2", "d3"]), strict=True)
@@ -188,3 +192,165 @@ def test_empty_vip_rejects_fast(net: Net) -> None:
     to_agent(net, VIP4)
     seen = net.short_conns(VIP4, 5)
     assert seen == {"error:ConnectionRefusedError": 5}, seen
+
+
+# ------------------------------------------------------------------ kernel state vs sockets
+
+CLIENTS = {
+    4: ["203.0.113.100", "203.0.113.101"],
+    # the second one has bits in the groups that nft 1.0.6 overwrote with the mark
+    6: ["2001:db8:203::100", "2001:db8:203:0:1234:5678:9abc:def0"],
+}
+CLOSED = 0x80000000
+
+
+def kernel_flows(net: Net, vip: str) -> dict[tuple[str, int, int], tuple[str, bool]]:
+    """(client, client port, VIP port) -> (DIP address, closing), decoded here from the kernel's
+    own listing (``nft -j``), independently of the agent's netlink reader."""
+    sfx = suffix(addr(vip))
+    dmap = json.loads(net.nft("-j", "list", "map", "netdev", "lbauto", f"d{sfx}"))
+    dips = {
+        int(k): str(v) for item in dmap["nftables"] for k, v in item.get("map", {}).get("elem", [])
+    }
+    v4 = ":" not in vip
+    kind, name = ("map", f"f{sfx}") if v4 else ("set", f"x{sfx}")
+    raw = json.loads(net.nft("-j", "list", kind, "netdev", "lbauto", name))
+    out: dict[tuple[str, int, int], tuple[str, bool]] = {}
+    for item in raw["nftables"]:
+        for el in item.get(kind, {}).get("elem", []):
+            key, mark = (el[0], el[1]) if v4 else (el, None)
+            key = key["elem"]["val"] if "elem" in key else key
+            parts = key["concat"]
+            if v4:
+                sport, dport, client = parts
+            else:
+                sport, dport, mark, client = parts
+            assert isinstance(mark, int)
+            out[(str(addr(client)), int(sport), int(dport))] = (dips[mark], bool(mark & CLOSED))
+    return out
+
+
+def socket_flows(net: Net, vip: str, conns: Conns) -> dict[tuple[str, int, int], tuple[str, bool]]:
+    table = net.dip6 if ":" in vip else net.dip4
+    out = {}
+    for c in conns.conns:
+        host, port = c.sock.getsockname()[:2]
+        out[(str(addr(host)), int(port), 8000)] = (table[c.dip], False)
+    return out
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6], ids=["ipv4", "ipv6"])
+def test_kernel_flow_state_equals_the_clients_sockets(net: Net, vip: str) -> None:
+    """Every flow entry the kernel holds is a real client socket (address, ports, DIP), and a
+    FIN or RST marks exactly that connection's entry closing (not counted by drains)."""
+    v = 6 if ":" in vip else 4
+    net.add_vip(vip)
+    with net.client() as c:
+        c.delete_vip(addr(vip))
+    for a in CLIENTS[v][1:]:
+        net.add_client_address(a)
+    put(net, vip, ["d1", "d2", "d3"])
+    to_agent(net, vip)
+    sources = [(CLIENTS[v][i % 2], 42000 + i) for i in range(60)]
+    conns = net.open_conns(vip, 60, sources=sources)
+    try:
+        conns.probe_for(0.5)
+        assert not conns.broken
+        want = socket_flows(net, vip, conns)
+        assert len({d for d, _ in want.values()}) == 3
+        assert kernel_flows(net, vip) == want
+        with net.client() as c:  # the agent's reader (netlink) says the same
+            api = c._http.get(f"/v1/vips/{vip}/flows", params={"limit": 1000}).json()
+        got = {(str(addr(e["client"])), e["client_port"], e["vip_port"]): (e["dip"], e["closing"])
+               for e in api["entries"]}  # fmt: skip
+        assert got == want
+        # FIN on 10 connections, RST on 5: exactly those entries turn closing
+        fin, rst = conns.conns[:10], conns.conns[10:15]
+        for x in fin:
+            x.end()
+        for x in rst:
+            x.end(reset=True)
+        time.sleep(0.3)
+        closed = {k for k, x in zip(want, conns.conns, strict=True) if x in fin or x in rst}
+        assert kernel_flows(net, vip) == {k: (d, k in closed) for k, (d, _) in want.items()}
+        with net.client() as c:
+            fc = c._http.get(f"/v1/vips/{vip}/flows", params={"limit": 0}).json()
+        assert fc["total"] == 60 and fc["closing"] == 15
+        assert sum(fc["per_dip"].values()) == 45
+        live = Conns([x for x in conns.conns if x not in fin and x not in rst])
+        live.probe_for(0.5)
+        assert not live.broken
+    finally:
+        conns.close()
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6], ids=["ipv4", "ipv6"])
+def test_reused_port_after_a_reset_is_balanced_afresh(net: Net, vip: str) -> None:
+    """A connection on d1 ends with RST; d1 then drains (still in the DIP map, no new flows).
+    A new connection from the same client port must go to a DIP that takes new flows: before
+    FIN/RST awareness it followed the old entry to the draining d1."""
+    v = 6 if ":" in vip else 4
+    net.add_vip(vip)
+    with net.client() as c:
+        c.delete_vip(addr(vip))
+    put(net, vip, ["d1", "d2", "d3"])
+    to_agent(net, vip)
+    conns = net.open_conns(vip, 40, sources=[(CLIENTS[v][0], 43000 + i) for i in range(40)])
+    on_d1 = [x for x in conns.conns if x.dip == "d1"]
+    assert on_d1
+    d1 = dips_of(net, vip, ["d1"])[0]
+    put(net, vip, ["d2", "d3"], drain=Drain((addr(d1),), 120))
+    reused = [x.sock.getsockname()[:2] for x in on_d1]
+    for x in on_d1:
+        x.end(reset=True)
+    time.sleep(0.2)
+    again = net.open_conns(vip, len(reused), sources=reused)
+    try:
+        assert {x.dip for x in again.conns} <= {"d2", "d3"}, again.per_dip()
+        again.probe_for(0.5)
+        assert not again.broken
+        with net.client() as c:  # the drain ended: d1 holds no open flow any more
+            for _ in range(20):
+                doc = c.get_vip(addr(vip))
+                if doc is not None and doc.drain is None:
+                    break
+                time.sleep(0.1)
+        assert doc is not None and doc.drain is None
+    finally:
+        again.close()
+        conns.close()
+
+
+@pytest.mark.parametrize("vip", [VIP4, VIP6], ids=["ipv4", "ipv6"])
+def test_drain_ends_within_a_second_of_the_last_close(net: Net, vip: str) -> None:
+    """flow_timeout is 300 s and the drain timeout 60 s: only the FINs can end it early."""
+    net.add_vip(vip)
+    put(net, vip, ["d1", "d2"])
+    to_agent(net, vip)
+    conns = net.open_conns(vip, 40)
+    on_d1 = [x for x in conns.conns if x.dip == "d1"]
+    d1 = dips_of(net, vip, ["d1"])[0]
+    try:
+        assert on_d1
+        put(net, vip, ["d2"], drain=Drain((addr(d1),), 60))
+        conns.probe_for(1.0)
+        with net.client() as c:
+            doc = c.get_vip(addr(vip))
+            assert doc is not None and doc.drain is not None  # the open flows hold d1
+            for x in on_d1:
+                x.end()
+            closed_at = time.monotonic()
+            while time.monotonic() - closed_at < 5:
+                counted = c.flows(addr(vip)).per_dip.get(addr(d1), 0)
+                doc = c.get_vip(addr(vip))
+                if counted == 0 and doc is not None and doc.drain is None:
+                    break
+                time.sleep(0.05)
+            took = time.monotonic() - closed_at
+        assert doc is not None and doc.drain is None
+        assert took < 1.0, f"drain ended {took:.2f} s after the last close"
+        rest = Conns([x for x in conns.conns if x not in on_d1])
+        rest.probe_for(0.5)
+        assert not rest.broken
+    finally:
+        conns.close()

@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lbauto.core.model import Inventory, Mode
+from lbauto.core.model import Inventory, IPAddress, Mode
 from lbauto.core.plan import Kind, PlanOptions
 from lbauto.core.planner import make_plan
 from lbauto.errors import StateError, TransitionError
@@ -31,13 +32,14 @@ from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
 
 pytestmark = [pytest.mark.integration]
 
-LAB = "lbte"
+LAB = os.environ.get("LBAUTO_E2E_LAB", "lbte")  # another name lets two runs share a host
 WEB = ipaddress.ip_address("192.0.2.10")
+WEB6 = ipaddress.ip_address("2001:db8:10::10")
 
 
 @pytest.fixture(scope="module")
 def lab(make_lab) -> Lab:  # type: ignore[no-untyped-def]
-    lab = make_lab(LAB, start_agents=True)
+    lab: Lab = make_lab(LAB, start_agents=True)
     converge(lab)
     return lab
 
@@ -82,14 +84,16 @@ def converge(lab: Lab, options: PlanOptions | None = None) -> None:
         devices.close()
 
 
-def scale(lab: Lab, new: list[str], transit: float = 30, drain: float = 8) -> float:
+def scale(
+    lab: Lab, new: list[str], transit: float = 30, drain: float = 8, vip: str = "web"
+) -> float:
     inv = inventory(lab)
     devices = live_devices(inv)
     start = time.monotonic()
     try:
         run_scale(
             inv,
-            ScaleRequest("web", dips=new),
+            ScaleRequest(vip, dips=new),
             devices,
             options=PlanOptions(transit_seconds=transit, drain_timeout=drain),
             dry_run=False,
@@ -100,11 +104,11 @@ def scale(lab: Lab, new: list[str], transit: float = 30, drain: float = 8) -> fl
     return time.monotonic() - start
 
 
-def agent_snapshot(lab: Lab) -> tuple[int, int]:
-    """(packets counted for web, flow entries of web) read from the agent's kernel state."""
+def agent_snapshot(lab: Lab, vip: IPAddress = WEB) -> tuple[int, int]:
+    """(packets counted for the VIP, its flow entries) read from the agent's kernel state."""
     from lbauto.lab.demo import agent_counters
 
-    return agent_counters(inventory(lab).agents[0], WEB)
+    return agent_counters(inventory(lab).agents[0], vip)
 
 
 def assert_single_in_kernel(lab: Lab) -> None:
@@ -115,17 +119,28 @@ def assert_single_in_kernel(lab: Lab) -> None:
     assert flows == flows2 == 0, f"flow entries while single: {flows}, {flows2}"
 
 
-def assert_multi_in_kernel(lab: Lab) -> None:
-    p0, _ = agent_snapshot(lab)
+def assert_multi_in_kernel(lab: Lab, vip: IPAddress = WEB) -> None:
+    p0, _ = agent_snapshot(lab, vip)
     time.sleep(1.5)
-    p1, flows = agent_snapshot(lab)
+    p1, flows = agent_snapshot(lab, vip)
     assert p1 > p0, "agent counters do not move while web is multi"
     assert flows > 0, "no flow entries while web is multi"
 
 
-def traffic(lab: Lab, connections: int = 200, lifetime: float | None = None):  # type: ignore[no-untyped-def]
+def traffic(  # type: ignore[no-untyped-def]
+    lab: Lab,
+    connections: int = 200,
+    lifetime: float | None = None,
+    vip: IPAddress = WEB,
+    source_port_base: int = 0,
+):
     handle = start_traffic(
-        lab, str(WEB), connections=connections, lifetime=lifetime, new_per_second=10
+        lab,
+        str(vip),
+        connections=connections,
+        lifetime=lifetime,
+        new_per_second=10,
+        source_port_base=source_port_base,
     )
     handle.wait_ready(timeout=30)
     time.sleep(1.0)
@@ -160,44 +175,103 @@ def test_cycle_3_1_3_1_2_1_breaks_nothing_and_kernel_follows(lab: Lab) -> None:
     assert report.counts.closed_lifetime > 200
 
 
+@dataclass(frozen=True)
+class Family:
+    """One VIP of the lab per address family: the transition tests run for both."""
+
+    vip: str
+    address: IPAddress
+    version: int
+
+    def dips(self, lab: Lab) -> list[str]:
+        return [str(d.address if self.version == 4 else d.address6) for d in lab.dips]
+
+
+FAMILIES = [Family("web", WEB, 4), Family("v6web", WEB6, 6)]
+
+
+@pytest.fixture(params=FAMILIES, ids=["ipv4", "ipv6"])
+def fam(request: pytest.FixtureRequest, lab: Lab) -> Iterator[Family]:
+    """The family's VIP on all three DIPs; v6web goes back to its lab DIPs afterwards."""
+    f: Family = request.param
+    before = [str(d) for v in inventory(lab).vips if v.name == f.vip for d in v.dips]
+    set_dips(lab, f.vip, f.dips(lab))
+    converge(lab)
+    yield f
+    set_dips(lab, f.vip, before if f.version == 6 else f.dips(lab))
+    converge(lab)
+
+
+#: Transit pin of the scale-up tests: short, so the connections are seen to outlive it.
+PIN = 4.0
+#: Client port of the first long-lived connection of the scale-up tests (k-th: + k): above the
+#: ephemeral range (32768-60999), and one range per run, as closed ports stay in TIME_WAIT (an
+#: IPv6 wildcard bind also collides with an IPv4 one).
+SOURCE_PORTS = {(4, PIN): 61000, (4, 0.0): 61400, (6, PIN): 61800, (6, 0.0): 62200}
+
+
+def open_flow_ports(lab: Lab, vip: IPAddress) -> set[int]:
+    """Client ports of the VIP's open flows as the agent reads them from the kernel."""
+    from lbauto.agent.client import HttpAgentClient
+
+    with HttpAgentClient.for_agent(inventory(lab).agents[0]) as c:
+        r = c._http.get(f"/v1/vips/{vip}/flows", params={"limit": 10_000})
+        r.raise_for_status()
+    return {e["client_port"] for e in r.json()["entries"] if not e["closing"]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("transit", [30.0, 0.0], ids=["with-transit-pin", "control-no-pin"])
-def test_scale_up_from_single_keeps_long_lived_connections(lab: Lab, transit: float) -> None:
-    """1 -> 3 with 200 connections that live through it: 0 break with the pin; the control
-    run without the pin breaks many (so this test can fail)."""
-    d = dips(lab)
-    scale(lab, [d[0]])
-    handle = traffic(lab, connections=200)
+@pytest.mark.parametrize("transit", [PIN, 0.0], ids=["with-transit-pin", "control-no-pin"])
+def test_scale_up_from_single_keeps_long_lived_connections(
+    lab: Lab, fam: Family, transit: float
+) -> None:
+    """1 -> 3 with 200 connections opened before the scale and still pinging after the pin
+    expired: 0 break, 0 new connections fail. The control run without the pin breaks many (so
+    this test can fail), in IPv6 too."""
+    d = fam.dips(lab)
+    scale(lab, [d[0]], vip=fam.vip)
+    ports = SOURCE_PORTS[fam.version, transit]
+    handle = traffic(lab, connections=200, vip=fam.address, source_port_base=ports)
     try:
         if transit:
-            scale(lab, d, transit=transit)
+            scale(lab, d, transit=transit, vip=fam.vip)
         else:
-            _scale_without_pin(lab, d)
-        time.sleep(3.0)
+            _scale_without_pin(lab, d, fam)
+        time.sleep(PIN + 3.0)  # the pin has expired: flow state alone keeps them now
+        assert_multi_in_kernel(lab, fam.address)
+        held = open_flow_ports(lab, fam.address)
     finally:
         report = handle.stop_and_report()
+    if transit:  # the kernel holds an open flow for each connection, under its real port
+        alive = set(range(ports, ports + 200))
+        assert alive <= held, (
+            f"no flow entry for {len(alive - held)} client ports "
+            f"{sorted(alive - held)[:10]}; {summary(report)}"
+        )
+    assert report.counts.long_lived_failed == 0, summary(report)
     if transit:
         assert report.counts.broken == 0, summary(report)
         assert report.counts.new_failed == 0, summary(report)
+        assert sum(report.distribution["final"].values()) == 200, summary(report)
     else:
         assert report.counts.broken >= 40, summary(report)
 
 
-def _scale_without_pin(lab: Lab, new: list[str]) -> None:
+def _scale_without_pin(lab: Lab, new: list[str], fam: Family) -> None:
     """The patent taken literally: the agent switches to multi without a transit pin."""
     inv = inventory(lab)
     devices = live_devices(inv)
-    set_dips(lab, "web", new)
+    set_dips(lab, fam.vip, new)
     inv = inventory(lab)
     try:
         observed = devices.observe()
         plan = make_plan(inv, observed, PlanOptions(transit_seconds=30, drain_timeout=5))
         (t,) = [t for t in plan.transitions if t.kind is Kind.BYPASS_DISABLE]
         agent = devices.agents[0]
-        have = observed.agents[agent.name][WEB]
+        have = observed.agents[agent.name][fam.address]
         agent.put_vip(
-            WEB,
-            name="web",
+            fam.address,
+            name=fam.vip,
             mode=Mode.MULTI,
             dips=t.to.dips,
             flow_tracking=True,
@@ -209,15 +283,15 @@ def _scale_without_pin(lab: Lab, new: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_scale_down_cuts_removed_dips_only_after_the_drain_timeout(lab: Lab) -> None:
-    """3 -> 1 with connections that never end: those on the kept DIP survive; those on the
+def test_scale_down_cuts_removed_dips_only_after_the_drain_timeout(lab: Lab, fam: Family) -> None:
+    """3 -> 1 with 200 connections that never end: those on the kept DIP survive; those on the
     removed DIPs are not cut before the drain timeout passes."""
-    d = dips(lab)
-    handle = traffic(lab, connections=200)
+    d = fam.dips(lab)
+    handle = traffic(lab, connections=200, vip=fam.address)
     drain = 4.0
     try:
         started = time.time()
-        scale(lab, [d[0]], drain=drain)
+        scale(lab, [d[0]], drain=drain, vip=fam.vip)
         time.sleep(2.0)
     finally:
         report = handle.stop_and_report()
@@ -226,6 +300,27 @@ def test_scale_down_cuts_removed_dips_only_after_the_drain_timeout(lab: Lab) -> 
     assert all(b.dip != kept for b in report.broken), summary(report)
     cut_at = [report.started_at + b.t for b in report.broken]
     assert cut_at and min(cut_at) >= started + drain, summary(report)
+    assert report.distribution["final"].get(kept, 0) >= 50, summary(report)
+
+
+@pytest.mark.slow
+def test_2_1_2_three_times_breaks_nothing_on_the_kept_dip(lab: Lab, fam: Family) -> None:
+    """2 -> 1 -> 2, three times back to back, under 200 connections that never end: no
+    connection on the kept DIP breaks (those on the other DIP are cut by the drain timeout)."""
+    d = fam.dips(lab)
+    scale(lab, d[:2], vip=fam.vip)
+    handle = traffic(lab, connections=200, vip=fam.address)
+    try:
+        for _ in range(3):
+            scale(lab, d[:1], drain=2.0, vip=fam.vip)
+            scale(lab, d[:2], transit=3.0, vip=fam.vip)
+        time.sleep(4.0)  # the last pin has expired
+    finally:
+        report = handle.stop_and_report()
+    kept = lab.dips[0].name
+    assert report.counts.new_failed == 0, summary(report)
+    assert all(b.dip != kept for b in report.broken), summary(report)
+    assert report.distribution["final"].get(kept, 0) >= 100, summary(report)
 
 
 # ------------------------------------------------------------------ many VIPs in one apply
@@ -308,7 +403,7 @@ def test_router_failure_mid_transition_undoes_the_agent_side(lab: Lab) -> None:
     routers = devices.routers
     real_push = routers.push
 
-    def push_after_sshd_dies(changes):  # type: ignore[no-untyped-def]
+    def push_after_sshd_dies(changes, **kw):  # type: ignore[no-untyped-def]
         # The SSH server and every session it serves (lbauto keeps one per router per run).
         pids = lab.run(lab.routers[0].netns, "ip", "netns", "pids", lab.routers[0].netns).stdout
         for pid in {int(p) for p in pids.split()} | {sshd_pid}:
@@ -316,9 +411,9 @@ def test_router_failure_mid_transition_undoes_the_agent_side(lab: Lab) -> None:
             if comm.exists() and comm.read_text().strip() == "sshd":
                 os.kill(pid, signal.SIGTERM)
         time.sleep(0.3)
-        return real_push(changes)
+        return real_push(changes, **kw)
 
-    routers.push = push_after_sshd_dies  # type: ignore[method-assign]
+    routers.push = push_after_sshd_dies  # type: ignore[method-assign,assignment]
     try:
         with pytest.raises(TransitionError, match=r"VIP web: step router.push failed on router r1"):
             run_scale(
@@ -332,7 +427,11 @@ def test_router_failure_mid_transition_undoes_the_agent_side(lab: Lab) -> None:
     finally:
         devices.close()
         sshd.start(lab.routers[0], lab.name)  # bring the router's SSH server back
-    after = live_devices(inv).observe().agents[inv.agents[0].name][WEB]
+    again = live_devices(inv)
+    try:
+        after = again.observe().agents[inv.agents[0].name][WEB]
+    finally:
+        again.close()
     assert (after.mode, after.dips, after.flow_tracking) == (before.mode, before.dips, True)
     assert _running_config(lab) == before_cfg
     assert [str(x) for x in load_inventory(lab.inventory_dir).vips[0].dips] == d
@@ -372,13 +471,22 @@ def test_scale_dry_run_changes_nothing(lab: Lab) -> None:
     before_file = path.read_bytes()
     before_cfg = _running_config(lab)
     inv = inventory(lab)
-    before_gen = live_devices(inv).observe().agents[inv.agents[0].name][WEB].generation
+    before_gen = _web_generation(inv)
     res = _lbauto(lab, "scale", "vip", "web", "--dips", dips(lab)[0], "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "bypass-enable" in res.stdout
     assert path.read_bytes() == before_file
     assert _running_config(lab) == before_cfg
-    assert live_devices(inv).observe().agents[inv.agents[0].name][WEB].generation == before_gen
+    assert _web_generation(inv) == before_gen
+
+
+def _web_generation(inv: Inventory) -> int | None:
+    # closed explicitly: an agent client left to the garbage collector warns (ResourceWarning)
+    devices = live_devices(inv)
+    try:
+        return devices.observe().agents[inv.agents[0].name][WEB].generation
+    finally:
+        devices.close()
 
 
 def _lbauto(

@@ -9,11 +9,17 @@ from collections import Counter
 import pytest
 
 from lbauto.agent.dataplane import (
+    CLOSED,
     HASH_SEED,
+    FlowEntry,
+    HintEntry,
     TableSpec,
     bucket_marks,
+    count_flows,
+    decode_flows,
     render_base,
     render_chain,
+    render_delete_flows,
     render_remove,
     render_update,
     render_vip,
@@ -126,7 +132,6 @@ def test_ipv6_uses_ip6_everywhere() -> None:
     text = "\n".join(render_vip(r, SPEC))
     assert "fwd ip6 to meta mark map @d6_" in text
     assert "jhash ip6 saddr . th sport . ip6 daddr . th dport" in text
-    assert "typeof th sport . th dport . ip6 saddr : meta mark" in text
     assert " ip saddr" not in text
     assert f"add element netdev lbauto vips6 {{ {V6} : jump v{suffix(V6)} }}" in text
 
@@ -219,3 +224,129 @@ def test_incremental_update_flushes_flows_only_when_tracking_turns_off() -> None
     assert flush not in cmds
     assert not any(c.startswith("flush chain") for c in cmds)  # same M, same rules
     assert render_update(on, on, SPEC) == []
+
+
+# ------------------------------------------------------------------ IPv6 flow state, FIN/RST
+
+D6 = (ipaddress.ip_address("2001:db8:100::21"), ipaddress.ip_address("2001:db8:100::22"))
+
+
+def _update_keys(rules: list[str]) -> list[str]:
+    """The key of every ``update @<map> { key : value }`` (maps only: sets have no value)."""
+    out = []
+    for r in rules:
+        for part in r.split("update @")[1:]:
+            body = part.split("{", 1)[1].split("}", 1)[0]
+            if " : " in body:
+                out.append(body.split(" : ")[0].strip())
+    return out
+
+
+def test_ipv6_map_updates_have_keys_nft_106_stores_correctly() -> None:
+    """nft 1.0.6 overwrites the fifth word of a map-update key longer than 16 bytes with the
+    value: no IPv6 map update may carry the address; the exact set keeps it, last."""
+    rules = chain(rec(address=V6, dips=D6, transit=TransitRecord(D6[0], 1e12)))
+    keys = _update_keys(rules)
+    assert keys and all("ip6 saddr" not in k.replace("jhash ip6 saddr", "") for k in keys)
+    assert all(k.startswith("th sport . th dport . jhash ip6 saddr mod ") for k in keys)
+    exact = [r for r in rules if "update @x6_" in r]
+    assert exact and all("{ th sport . th dport . meta mark . ip6 saddr" in r for r in exact)
+    # a flow counts as found only when the exact set confirms the hint's mark
+    found = [r for r in rules if "map @h6_" in r]
+    assert found and all("ip6 saddr @x6_" in r for r in found)
+
+
+def test_ipv6_flow_objects_and_legacy_map_removal() -> None:
+    cmds = render_vip(rec(address=V6, dips=D6), SPEC)
+    s6 = suffix(V6)
+    assert any(c.startswith(f"add map netdev lbauto h{s6} {{ typeof th sport . th dport . numgen")
+               for c in cmds)  # fmt: skip
+    assert any(c.startswith(f"add set netdev lbauto x{s6} {{ typeof th sport . th dport . meta "
+                            "mark . ip6 saddr;") for c in cmds)  # fmt: skip
+    flush = cmds.index(f"flush chain netdev lbauto v{s6}")
+    drop = cmds.index(f"delete map netdev lbauto f{s6}")
+    assert flush < drop  # the old map is deleted only after the chain stopped using it
+    gone = render_remove(V6, SPEC)
+    assert f"delete map netdev lbauto h{s6}" in gone and f"delete set netdev lbauto x{s6}" in gone
+
+
+@pytest.mark.parametrize("address", [V4, V6], ids=["ipv4", "ipv6"])
+def test_fin_rst_mark_flows_closed_and_a_bare_syn_on_a_closed_flow_chooses_afresh(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    dips = (A, B) if address.version == 4 else D6
+    rules = chain(rec(address=address, dips=dips))
+    flag = f"0x{CLOSED:08x}"
+    reopen = next(i for i, r in enumerate(rules) if r.startswith("tcp flags & (syn | ack | fin"))
+    assert f"meta mark & {flag} == {flag}" in rules[reopen] and "delete @" in rules[reopen]
+    assert "fwd" not in rules[reopen]  # it falls through to the fresh choice
+    close = next(i for i, r in enumerate(rules) if r.startswith("tcp flags & (fin | rst) != 0"))
+    assert reopen < close
+    assert f"meta mark set meta mark | {flag}" in rules[close]
+    assert f"timeout {SPEC.close_timeout}s" in rules[close]
+    hashed = [r for r in rules if "map @b" in r and r.startswith("tcp flags & (fin | rst)")]
+    assert hashed and f"| {flag}" in hashed[0]  # FIN/RST without state: recorded closing
+
+
+def test_dip_map_forwards_closing_marks_too() -> None:
+    r = rec()
+    dmap = next(c for c in render_vip(r, SPEC) if c.startswith("add element netdev lbauto d4_"))
+    for d, mk in r.marks.items():
+        assert f"{mk} : {d}" in dmap and f"{mk | CLOSED} : {d}" in dmap
+
+
+def test_delete_flows_adds_each_element_first_so_an_expired_one_cannot_fail() -> None:
+    e = FlowEntry("203.0.113.7", 40000, 80, 3, 10.0, closing=True)
+    cmds = render_delete_flows(V4, SPEC, [e])
+    assert cmds == [
+        f"add element netdev lbauto f4_c000020a {{ 40000 . 80 . 203.0.113.7 : {3 | CLOSED} }}",
+        "delete element netdev lbauto f4_c000020a { 40000 . 80 . 203.0.113.7 }",
+    ]
+    e6 = FlowEntry("2001:db8:203::7", 40000, 80, 3, 10.0)
+    cmds = render_delete_flows(V6, SPEC, [e6], [HintEntry(40000, 80, 123456, 3)])
+    s6 = suffix(V6)
+    assert f"delete element netdev lbauto x{s6} {{ 40000 . 80 . 3 . 2001:db8:203::7 }}" in cmds
+    assert f"add element netdev lbauto h{s6} {{ 40000 . 80 . 123456 : 3 }}" in cmds
+    assert f"delete element netdev lbauto h{s6} {{ 40000 . 80 . 123456 }}" in cmds
+
+
+def _reg(v: int) -> bytes:
+    return v.to_bytes(4, "little" if __import__("sys").byteorder == "little" else "big")
+
+
+def test_decode_kernel_elements_of_both_families() -> None:
+    k4 = bytes([0x9C, 0x41, 0, 0, 0x1F, 0x40, 0, 0, 203, 0, 113, 100])
+    k6 = bytes([0x9C, 0x41, 0, 0, 0x1F, 0x40, 0, 0]) + _reg(7 | CLOSED)
+    k6 += ipaddress.ip_address("2001:db8:203::100").packed
+    assert decode_flows(4, [(k4, _reg(5), 2500)]) == [
+        FlowEntry("203.0.113.100", 40001, 8000, 5, 2.5)
+    ]
+    assert decode_flows(6, [(k6, None, None)]) == [
+        FlowEntry("2001:db8:203::100", 40001, 8000, 7, None, closing=True)
+    ]
+    counts = count_flows(4, [(k4, _reg(5), 2500), (k4, _reg(5 | CLOSED), 9000)], 3000)
+    assert counts == {5 | CLOSED: 1}
+
+
+def test_netlink_set_element_messages_are_decoded() -> None:
+    """A NEWSETELEM message as the kernel sends it (nested attributes, NLA_F_NESTED set)."""
+    import struct
+
+    from lbauto.agent import flows
+
+    def attr(kind: int, payload: bytes, nested: bool = False) -> bytes:
+        n = 4 + len(payload)
+        return struct.pack("=HH", n, kind | (0x8000 if nested else 0)) + payload + b"\0" * (-n % 4)
+
+    key = bytes([0x9C, 0x41, 0, 0, 0x1F, 0x40, 0, 0, 203, 0, 113, 100])
+    elem = (
+        attr(1, attr(1, key), nested=True)
+        + attr(2, attr(1, _reg(5)), nested=True)
+        + attr(5, struct.pack(">Q", 299_500))
+    )
+    body = struct.pack("=BBH", 5, 0, 0) + attr(1, b"lbauto\0") + attr(2, b"f4_c000020a\0")
+    body += attr(3, attr(1, elem, nested=True) * 2, nested=True)
+    out: list[flows.RawElement] = []
+    flows._message(body, 0, len(body), out)
+    assert out == [(key, _reg(5), 299_500)] * 2
+    assert decode_flows(4, out)[0] == FlowEntry("203.0.113.100", 40001, 8000, 5, 299.5)
