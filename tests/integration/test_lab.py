@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from lbauto.cli.lab import app
 from lbauto.errors import LabError
 from lbauto.lab import Lab, LabSpec, down, run_traffic, start_traffic
-from lbauto.cli.lab import app
 from lbauto.lab.state import lab_dir
 from tests.integration.conftest import MakeLab, vtysh, wait_route
 
