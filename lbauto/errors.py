@@ -13,6 +13,11 @@
     ├── TransitionError          a transition step failed (names VIP, step, device, cause)
     ├── LockedError              another apply holds the inventory's lock (names the holder)
     ├── AbortedError             the operator declined the plan
+    ├── PlaybookError            a playbook is invalid (carries every problem, file:line each)
+    ├── PlanFileError            a saved plan file is unreadable or of an unknown format
+    ├── StalePlanError           a saved plan no longer matches inventory or live state
+    ├── JournalError             the journal (inventory state directory) cannot be written
+    ├── EditConflictError        vips.yaml changed under ``scale`` in a way it cannot merge
     └── LabError                 the namespace lab could not be built, used or removed
 
 Vendor and library exceptions are caught where lbauto calls them, cleaned up after, and
@@ -108,3 +113,39 @@ class LockedError(LbautoError):
 
 class AbortedError(LbautoError):
     """The operator declined the plan."""
+
+
+class JournalError(LbautoError):
+    """The journal cannot be written (state directory full, read-only or gone): no step runs
+    unless its journal entry is on disk first."""
+
+
+class EditConflictError(LbautoError):
+    """``scale`` found the VIP it changes edited by someone else in vips.yaml meanwhile."""
+
+
+class PlanFileError(LbautoError):
+    """A saved plan file (``lbauto plan --out``) cannot be read, is not a plan file, or was
+    written by an unsupported format version."""
+
+
+class StalePlanError(LbautoError):
+    """A saved plan no longer matches the inventory, the live state or lbauto's version;
+    ``changes`` names each difference (``lbauto apply PLAN --replan`` plans anew)."""
+
+    def __init__(self, plan_file: str, changes: Iterable[str]) -> None:
+        self.changes: list[str] = list(changes)
+        lines = [f"{plan_file}: stale plan: {c}" for c in self.changes]
+        lines.append(
+            f"{plan_file}: stale plan: refusing to apply it (run `lbauto plan --out` again and "
+            "review it, or pass --replan to plan anew from the live state)"
+        )
+        super().__init__("\n".join(lines))
+
+
+class PlaybookError(LbautoError):
+    """Invalid playbook. ``problems`` holds one line per problem (``file:line: task: what``)."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: list[str] = list(problems)
+        super().__init__("\n".join(self.problems) if self.problems else "invalid playbook")

@@ -486,6 +486,8 @@ def apply_json(
     doc["kind"] = "apply"
     doc["dry_run"] = dry_run
     doc["device_diffs"] = dict(outcome.diffs)
+    # pending router commits an earlier run left: what was done (or, dry, would be) with them
+    doc["resolved"] = list(outcome.resolved) or [r.describe() for r in outcome.pending]
     doc["result"] = None
     if outcome.executed:
         doc["result"] = {
@@ -525,7 +527,7 @@ def finish_apply(
         console.print(Text(line, style="yellow"))
     if dry_run:
         for r in outcome.pending:
-            console.print(Text(f"apply would {r.describe()}", style="yellow"))
+            console.print(Text(f"apply (not dry) would do: {r.describe()}", style="yellow"))
         console.print(Text("dry run: nothing was changed", style="yellow"))
     elif not outcome.plan.has_changes:
         console.print(Text("nothing to do: devices match the inventory", style="green"))

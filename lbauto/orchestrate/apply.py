@@ -6,23 +6,31 @@ or the unit tests' fakes.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import Inventory, IPAddress, ObservedState
 from lbauto.core.plan import Kind, Plan, PlanOptions
 from lbauto.core.planner import make_plan
-from lbauto.errors import AbortedError, InventoryError, LbautoError
+from lbauto.errors import AbortedError, EditConflictError, InventoryError, LbautoError, PushError
 from lbauto.inventory import load_inventory
 from lbauto.orchestrate.executor import EventHook, ExecResult, Executor
-from lbauto.orchestrate.journal import Journal
+from lbauto.orchestrate.journal import Journal, read_journal
 from lbauto.orchestrate.lock import apply_lock
+from lbauto.orchestrate.pending import Resolution, Resolver, decide, resolve
 from lbauto.orchestrate.ports import RouterPort
-from lbauto.orchestrate.vipsfile import new_dips, rewrite_dips, write_atomic
+from lbauto.orchestrate.vipsfile import (
+    new_dips,
+    rewrite_dips_text,
+    vip_entry,
+    write_atomic,
+)
 
 
 @dataclass
@@ -34,6 +42,8 @@ class Devices:
     #: Device-side diffs of a plan's router changes, per router (dry run on the devices).
     diffs: Callable[[Plan, ObservedState], Mapping[str, str]] = lambda plan, observed: {}
     close: Callable[[], None] = lambda: None
+    #: Confirms or rolls back a commit an earlier run left pending on a router.
+    resolve: Resolver | None = None
 
 
 @dataclass
@@ -44,6 +54,10 @@ class ApplyOutcome:
     executed: ExecResult | None = None
     converged: bool | None = None
     remaining: tuple[str, ...] = ()
+    #: Pending commits found before planning: what a dry run would do with them ...
+    pending: tuple[Resolution, ...] = ()
+    #: ... and, in a real run, what was done (one line each, also in the journal).
+    resolved: tuple[str, ...] = ()
 
 
 def state_dir(inv: Inventory) -> Path:
@@ -60,31 +74,69 @@ def run_apply(
     only: Collection[str] | None = None,
     on_event: EventHook | None = None,
 ) -> ApplyOutcome:
-    """Plan from live state and, unless ``dry_run`` or declined, execute the plan."""
+    """Plan from live state and, unless ``dry_run`` or declined, execute the plan.
+
+    Commits an earlier run left pending on a router are resolved first (see
+    :mod:`lbauto.orchestrate.pending`); a dry run only says what it would do with them.
+    """
     if dry_run:
         return _plan_only(inv, devices, options, only)
     with apply_lock(state_dir(inv)):
-        outcome = _plan_only(inv, devices, options, only)
-        if not outcome.plan.has_changes:
-            return outcome
-        if not confirm(outcome):
-            raise AbortedError("plan not confirmed: nothing was changed")
-        journal = Journal(state_dir(inv))
-        executor = Executor(devices.agents, devices.routers, journal, outcome.observed, on_event)
-        outcome.executed = executor.execute(outcome.plan)
-        after = make_plan(inv, devices.observe(), options, only)
-        outcome.remaining = tuple(t.vip for t in after.transitions if t.kind is not Kind.NONE)
-        outcome.converged = not outcome.remaining
+        return _apply_locked(inv, devices, options, confirm, only, on_event)
+
+
+def _apply_locked(
+    inv: Inventory,
+    devices: Devices,
+    options: PlanOptions,
+    confirm: Callable[[ApplyOutcome], bool],
+    only: Collection[str] | None,
+    on_event: EventHook | None,
+) -> ApplyOutcome:
+    # The journal first: a state directory that cannot take it stops the run before any
+    # device is read or touched.
+    journal = Journal(state_dir(inv))
+    observed = devices.observe()
+    resolved: list[str] = []
+    if observed.pending_commits():
+        events = list(read_journal(state_dir(inv)))
+        resolved = resolve(inv, observed, journal, devices.resolve, events, options)
+        observed = devices.observe()
+        left = observed.pending_commits()
+        if left:
+            raise PushError(
+                "commits still await confirmation after resolving them: "
+                + ", ".join(f"router {r} ({p.commit_id or 'no id'})" for r, p in left.items())
+            )
+    outcome = _plan_only(inv, devices, options, only, observed)
+    outcome.resolved = tuple(resolved)
+    if not outcome.plan.has_changes:
         return outcome
+    if not confirm(outcome):
+        raise AbortedError("plan not confirmed: nothing was changed")
+    executor = Executor(devices.agents, devices.routers, journal, outcome.observed, on_event)
+    outcome.executed = executor.execute(outcome.plan)
+    after = make_plan(inv, devices.observe(), options, only)
+    outcome.remaining = tuple(t.vip for t in after.transitions if t.kind is not Kind.NONE)
+    outcome.converged = not outcome.remaining
+    return outcome
 
 
 def _plan_only(
-    inv: Inventory, devices: Devices, options: PlanOptions, only: Collection[str] | None
+    inv: Inventory,
+    devices: Devices,
+    options: PlanOptions,
+    only: Collection[str] | None,
+    observed: ObservedState | None = None,
 ) -> ApplyOutcome:
-    observed = devices.observe()
+    observed = observed if observed is not None else devices.observe()
     plan = make_plan(inv, observed, options, only)
     diffs = devices.diffs(plan, observed) if plan.has_changes else {}
-    return ApplyOutcome(plan=plan, observed=observed, diffs=diffs)
+    pending: tuple[Resolution, ...] = ()
+    if observed.pending_commits():
+        events = list(read_journal(state_dir(inv)))
+        pending = tuple(decide(inv, observed, events, options))
+    return ApplyOutcome(plan=plan, observed=observed, diffs=diffs, pending=pending)
 
 
 @dataclass
@@ -95,11 +147,14 @@ class ScaleRequest:
     remove: str | None = None
 
 
-def scaled_inventory(inv: Inventory, req: ScaleRequest) -> tuple[Inventory, str]:
+def scaled_inventory(
+    inv: Inventory, req: ScaleRequest, text: str | None = None
+) -> tuple[Inventory, str]:
     """The inventory with ``req`` applied and the new vips.yaml text; nothing is written.
 
-    The new file is validated as a whole (in a scratch copy of the inventory) before anyone
-    sees it, so a bad DIP is refused with the inventory's own error lines.
+    ``text`` is vips.yaml as read by the caller (default: read now). The new file is
+    validated as a whole (in a scratch copy of the inventory) before anyone sees it, so a bad
+    DIP is refused with the inventory's own error lines.
     """
     vips_file = inv.path / "vips.yaml"
     current = {v.name: v for v in inv.vips}
@@ -114,13 +169,15 @@ def scaled_inventory(inv: Inventory, req: ScaleRequest) -> tuple[Inventory, str]
         path=vips_file,
         vip=req.vip,
     )
-    text = rewrite_dips(vips_file, req.vip, dips)
+    if text is None:
+        text = vips_file.read_text(encoding="utf-8")
+    new_text = rewrite_dips_text(text, vips_file, req.vip, dips)
     with tempfile.TemporaryDirectory(prefix="lbauto-scale-") as tmp:
         scratch = Path(tmp) / "inventory"
         shutil.copytree(inv.path, scratch, ignore=shutil.ignore_patterns(".lbauto"))
-        (scratch / "vips.yaml").write_text(text, encoding="utf-8")
+        (scratch / "vips.yaml").write_text(new_text, encoding="utf-8")
         try:
-            new_inv = load_inventory(scratch)
+            new_inv = load_inventory(scratch, allow_outside=inv.allow_outside)
         except InventoryError as exc:
             raise InventoryError(
                 [p.replace(str(scratch), str(inv.path)) for p in exc.problems]
@@ -134,7 +191,7 @@ def scaled_inventory(inv: Inventory, req: ScaleRequest) -> tuple[Inventory, str]
         template_dir=inv.template_dir,
         state_dir=state_dir(inv),
     )
-    return new_inv, text
+    return new_inv, new_text
 
 
 def run_scale(
@@ -149,19 +206,52 @@ def run_scale(
 ) -> ApplyOutcome:
     """Change one VIP's DIPs in vips.yaml and apply that VIP's transition.
 
-    The file is written only once the transition has succeeded, so a refused, declined or
-    failed scale leaves vips.yaml byte-identical (and the devices as they were).
+    The inventory's lock is held from reading vips.yaml to writing it, so two scales (or a
+    scale and an apply) never interleave. The file is written only once the transition has
+    succeeded (a refused, declined or failed scale leaves it byte-identical), and the DIP
+    change is made to the file *as it is then*: an edit by hand meanwhile (a VIP added during
+    a drain wait) is kept. If the scaled VIP itself was edited meanwhile, nothing is written
+    and :class:`EditConflictError` says what the devices now carry.
     """
-    new_inv, text = scaled_inventory(inv, req)
-    outcome = run_apply(
-        new_inv,
-        devices,
-        options=options,
-        dry_run=dry_run,
-        confirm=confirm,
-        only=[req.vip],
-        on_event=on_event,
-    )
-    if not dry_run:
-        write_atomic(inv.path / "vips.yaml", text)
-    return outcome
+    if dry_run:
+        new_inv, _ = scaled_inventory(inv, req)
+        return run_apply(
+            new_inv, devices, options=options, dry_run=True, confirm=confirm, only=[req.vip]
+        )
+    vips_file = inv.path / "vips.yaml"
+    with apply_lock(state_dir(inv), command=f"scale vip {req.vip}"):
+        before, fresh = _read_inventory(inv)
+        new_inv, _ = scaled_inventory(fresh, req, before)
+        outcome = _apply_locked(new_inv, devices, options, confirm, [req.vip], on_event)
+        dips = next(v.dips for v in new_inv.vips if v.name == req.vip)
+        _write_scaled(vips_file, req.vip, before, dips)
+        return outcome
+
+
+def _read_inventory(inv: Inventory) -> tuple[str, Inventory]:
+    """vips.yaml's text and the inventory loaded from that same text (state and template
+    directories kept): the DIP change starts from the file as it is under the lock."""
+    path = inv.path / "vips.yaml"
+    while True:
+        text = path.read_text(encoding="utf-8")
+        fresh = load_inventory(inv.path, allow_outside=inv.allow_outside)
+        if path.read_text(encoding="utf-8") == text:  # else edited during the load: again
+            return text, dataclasses.replace(
+                fresh, template_dir=inv.template_dir, state_dir=state_dir(inv)
+            )
+
+
+def _write_scaled(path: Path, vip: str, before: str, dips: Sequence[IPAddress]) -> None:
+    """Write ``vip``'s new DIPs into vips.yaml as it is now, keeping others' edits."""
+    now = path.read_text(encoding="utf-8")
+    if now != before:
+        was: Any = vip_entry(before, path, vip)
+        is_: Any = vip_entry(now, path, vip)
+        if was != is_:
+            shown = ", ".join(str(d) for d in dips)
+            raise EditConflictError(
+                f"{path}: VIP {vip!r} was edited by someone else while this scale ran; the "
+                f"devices now carry DIPs {shown}, and vips.yaml was left as that edit made it "
+                "(not written): run `lbauto apply` to converge to the file, or scale again"
+            )
+    write_atomic(path, rewrite_dips_text(now, path, vip, dips))

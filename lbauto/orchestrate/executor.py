@@ -13,32 +13,51 @@ first failure (VIP, step, device, cause). Every start, end, failure and undo goe
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lbauto.agent.protocol import AgentApi
-from lbauto.core.model import AgentVip, Drain, IPAddress, ObservedState, OwnedObject
+from lbauto.core.model import (
+    AgentVip,
+    Drain,
+    IPAddress,
+    ObservedState,
+    OwnedObject,
+    PbrRule,
+    StaticRoute,
+)
 from lbauto.core.plan import Action, Plan, RouterChange, Step, Transition
-from lbauto.errors import LbautoError, PushError, TransitionError
+from lbauto.errors import JournalError, LbautoError, PushError, TransitionError
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.ports import RouterPort
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
 DRAIN_POLL = 0.25
-#: Failpoint for crash tests: ``kill-after-step:N`` SIGKILLs this process right after the
-#: N-th step (counted from 0 across the run) has ended and been journalled. Never set it in
-#: production; the integration tests use it to crash between every pair of steps.
+#: Failpoints for crash tests, ``kill-<point>:N``: SIGKILL this process the N-th time (from 0,
+#: across the run) ``point`` is reached. Points: ``after-step`` (a step ended and was
+#: journalled) and ``before-confirm`` (every router of a push committed and verified, the
+#: commit journalled, nothing confirmed yet). Never set it in production.
 FAILPOINT_ENV = "LBAUTO_FAILPOINT"
 
 
-def _kill_after_step() -> int | None:
-    spec = os.environ.get(FAILPOINT_ENV, "")
-    if spec.startswith("kill-after-step:"):
-        return int(spec.split(":", 1)[1])
-    return None
+def failpoint(point: str, index: int) -> None:
+    """The one place crash tests reach into a run (see :data:`FAILPOINT_ENV`)."""
+    if os.environ.get(FAILPOINT_ENV, "") == f"kill-{point}:{index}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def object_key(obj: OwnedObject) -> str:
+    """A router object as one stable line of text (journal records, comparisons)."""
+    if isinstance(obj, StaticRoute):
+        return f"static {obj.prefix} via {obj.next_hop} distance {obj.distance} tag {obj.tag}"
+    if isinstance(obj, PbrRule):
+        return f"pbr seq {obj.seq} {obj.prefix} via {obj.next_hop}"
+    return f"binding {obj.interface} ipv{obj.version}"
 
 
 @dataclass
@@ -95,8 +114,8 @@ class Executor:
         self.on_event = on_event
         self.clock = clock
         self.sleep = sleep
-        self._kill_after = _kill_after_step()
         self._steps_ended = 0
+        self._commits = 0
         # What each agent has now, per VIP; kept current from every response.
         self.current: dict[str, dict[IPAddress, AgentVip]] = {
             a.name: dict(observed.agents.get(a.name, {})) for a in self.agents
@@ -108,7 +127,23 @@ class Executor:
         start = self.clock()
         runs = [_Run(t) for t in plan.transitions if t.steps]
         result = ExecResult()
-        self.journal.record("run-start", detail=f"{len(runs)} transition(s)")
+        # Nothing acts before the run and every transition's target are on disk (one record,
+        # one fsync): a journal that cannot be written stops the run with no change.
+        self.journal.record(
+            "run-start",
+            detail=f"{len(runs)} transition(s)",
+            data={
+                "transitions": {
+                    r.t.vip: {
+                        "address": str(r.t.address),
+                        "kind": r.t.kind.value,
+                        "to": r.t.to.to_json(),
+                        "steps": [s.action.value for s in r.t.steps],
+                    }
+                    for r in runs
+                }
+            },
+        )
         rounds = max((len(r.t.steps) for r in runs), default=0)
         for k in range(rounds):
             live = [r for r in runs if not r.failed and k < len(r.t.steps)]
@@ -121,7 +156,7 @@ class Executor:
                 r.finished = True
                 result.completed.append(r.t.vip)
         result.seconds = self.clock() - start
-        self.journal.record(
+        self._try_record(
             "run-end",
             detail=f"{len(result.completed)} completed, {len(result.failed)} failed",
         )
@@ -143,13 +178,36 @@ class Executor:
         if Action.ROUTER_VERIFY in by_action:
             self._router_batch(k, by_action[Action.ROUTER_VERIFY], result, push=False)
         if Action.WAIT_DRAIN in by_action:
-            self._wait_drains(k, by_action[Action.WAIT_DRAIN])
+            self._wait_drains(k, by_action[Action.WAIT_DRAIN], result)
+
+    def _started(self, k: int, r: _Run, result: ExecResult) -> bool:
+        """Journal the step's start; when that cannot be written the step must not run, and
+        the VIP's done steps are undone."""
+        step = r.t.steps[k]
+        try:
+            self._event(r, k, step, "start")
+        except JournalError as exc:
+            self._fail(k, r, step, "journal", str(exc), result)
+            return False
+        return True
+
+    def _ended(
+        self, k: int, r: _Run, undo: _Undo, result: ExecResult, detail: str | None = None
+    ) -> None:
+        """The step acted: keep its undo, then journal its end (or undo it with the rest)."""
+        r.done.append(undo)
+        step = r.t.steps[k]
+        try:
+            self._event(r, k, step, "end", detail)
+        except JournalError as exc:
+            self._fail(k, r, step, "journal", str(exc), result)
 
     # ------------------------------------------------------------------ agent steps
 
     def _agent_step(self, k: int, r: _Run, result: ExecResult) -> None:
         step = r.t.steps[k]
-        self._event(r, k, step, "start")
+        if not self._started(k, r, result):
+            return
         undo = _Undo(step.action)
         for agent in self.agents:
             device = f"agent {agent.name}"
@@ -162,8 +220,7 @@ class Executor:
                 r.done.append(undo)
                 self._fail(k, r, step, device, str(exc), result)
                 return
-        r.done.append(undo)
-        self._event(r, k, step, "end")
+        self._ended(k, r, undo, result)
 
     def _agent_call(
         self, agent: AgentApi, t: Transition, step: Step, before: AgentVip | None
@@ -197,13 +254,13 @@ class Executor:
     # ------------------------------------------------------------------ router steps
 
     def _router_batch(self, k: int, runs: list[_Run], result: ExecResult, push: bool) -> None:
+        runs = [r for r in runs if self._started(k, r, result)]
         merged = _merge([r.t.steps[k].routers for r in runs])
-        for r in runs:
-            self._event(r, k, r.t.steps[k], "start")
         try:
             if merged:
                 if push:
-                    self.routers.push(merged)
+                    before_confirm = functools.partial(self._committed, k, runs, merged)
+                    self.routers.push(merged, before_confirm=before_confirm)
                     for rc in merged:
                         result.router_commits[rc.router] = (
                             result.router_commits.get(rc.router, 0) + 1
@@ -220,23 +277,52 @@ class Executor:
             return
         for r in runs:
             if push:
-                r.done.append(_Undo(Action.ROUTER_PUSH, change=r.t.steps[k].routers))
+                undo = _Undo(Action.ROUTER_PUSH, change=r.t.steps[k].routers)
             else:
-                r.done.append(_Undo(Action.ROUTER_VERIFY))
-            self._event(r, k, r.t.steps[k], "end")
+                undo = _Undo(Action.ROUTER_VERIFY)
+            self._ended(k, r, undo, result)
+
+    def _committed(
+        self,
+        k: int,
+        runs: Sequence[_Run],
+        merged: Sequence[RouterChange],
+        commits: Mapping[str, str | None],
+    ) -> None:
+        """Every router committed and verified, nothing confirmed yet: journal what the
+        commits are (so an apply after a crash here can tell lbauto's pending commits from
+        others and confirm them); raising here rolls the push back."""
+        self.journal.record(
+            "commit",
+            step=k,
+            action=Action.ROUTER_PUSH.value,
+            detail=", ".join(r.t.vip for r in runs),
+            data=_commit_data(merged, commits, [r.t.vip for r in runs]),
+        )
+        index, self._commits = self._commits, self._commits + 1
+        failpoint("before-confirm", index)
+
+    def _undo_committed(
+        self, vip: str, inverse: Sequence[RouterChange], commits: Mapping[str, str | None]
+    ) -> None:
+        """An undo's commit is journalled when possible, never at the cost of the undo."""
+        self._try_record(
+            "commit",
+            vip=vip,
+            action="undo",
+            data=_commit_data(inverse, commits, [vip], undo=True),
+        )
 
     # ------------------------------------------------------------------ drain waits
 
-    def _wait_drains(self, k: int, runs: list[_Run]) -> None:
+    def _wait_drains(self, k: int, runs: list[_Run], result: ExecResult) -> None:
         """Wait until the draining DIPs have no flows on any agent, or their timeout passes.
 
         A drain that times out is not a failure: the timeout is the operator's bound on how
         long old connections may hold a DIP that is leaving.
         """
         start = self.clock()
-        pending = {id(r): r for r in runs}
-        for r in runs:
-            self._event(r, k, r.t.steps[k], "start")
+        pending = {id(r): r for r in runs if self._started(k, r, result)}
         while pending:
             for key, r in list(pending.items()):
                 drain = r.t.steps[k].drain or Drain((), 0.0)
@@ -244,9 +330,8 @@ class Executor:
                 elapsed = self.clock() - start
                 if left == 0 or elapsed >= drain.timeout:
                     detail = "drained" if left == 0 else f"timeout with {left} flow(s) left"
-                    self._event(r, k, r.t.steps[k], "end", detail)
-                    r.done.append(_Undo(Action.WAIT_DRAIN))
                     del pending[key]
+                    self._ended(k, r, _Undo(Action.WAIT_DRAIN), result, detail)
             if pending:
                 self.sleep(DRAIN_POLL)
 
@@ -266,7 +351,7 @@ class Executor:
         self, k: int, r: _Run, step: Step, device: str, cause: str, result: ExecResult
     ) -> None:
         r.failed = True
-        self.journal.record(
+        self._try_record(
             "fail", vip=r.t.vip, step=k, action=step.action.value, device=device, detail=cause
         )
         if self.on_event:
@@ -278,11 +363,11 @@ class Executor:
         for i, u in reversed(list(enumerate(r.done))):
             try:
                 self._undo_one(r.t, u)
-                self.journal.record("undo", vip=r.t.vip, step=i, action=u.action.value)
+                self._try_record("undo", vip=r.t.vip, step=i, action=u.action.value)
             except LbautoError as exc:
                 # Keep undoing the rest: a partial undo is better than none, and the journal
                 # plus the next plan (which starts from observed state) show what is left.
-                self.journal.record(
+                self._try_record(
                     "undo-fail", vip=r.t.vip, step=i, action=u.action.value, detail=str(exc)
                 )
         r.done.clear()
@@ -293,7 +378,9 @@ class Executor:
                 RouterChange(rc.router, remove=rc.add, add=rc.remove) for rc in u.change
             )
             if inverse:
-                self.routers.push(inverse)
+                self.routers.push(
+                    inverse, before_confirm=functools.partial(self._undo_committed, t.vip, inverse)
+                )
             return
         if u.action not in (Action.SET_VIP, Action.FLOW_TRACKING, Action.REMOVE_VIP):
             return
@@ -318,14 +405,40 @@ class Executor:
                 if_match=now.generation if now else None,
             )
 
+    def _try_record(self, event: str, **fields: object) -> None:
+        """Journal what is not a step's own entry (failures, undos, the run's end): a journal
+        that cannot be written must not stop an undo."""
+        with contextlib.suppress(JournalError):
+            self.journal.record(event, **fields)
+
     def _event(self, r: _Run, k: int, step: Step, event: str, detail: str | None = None) -> None:
         self.journal.record(event, vip=r.t.vip, step=k, action=step.action.value, detail=detail)
         if self.on_event:
             self.on_event(r.t.vip, step.action.value, event)
         if event == "end":
-            if self._kill_after is not None and self._steps_ended == self._kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            self._steps_ended += 1
+            index, self._steps_ended = self._steps_ended, self._steps_ended + 1
+            failpoint("after-step", index)
+
+
+def _commit_data(
+    changes: Sequence[RouterChange],
+    commits: Mapping[str, str | None],
+    vips: Sequence[str],
+    undo: bool = False,
+) -> dict[str, object]:
+    return {
+        "vips": list(vips),
+        "undo": undo,
+        "routers": {
+            rc.router: {
+                "commit": commits.get(rc.router),
+                "add": sorted(object_key(o) for o in rc.add),
+                "remove": sorted(object_key(o) for o in rc.remove),
+            }
+            for rc in changes
+            if rc.router in commits
+        },
+    }
 
 
 def _merge(groups: Sequence[Sequence[RouterChange]]) -> tuple[RouterChange, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,12 +17,13 @@ from lbauto.core.model import (
     Inventory,
     IPAddress,
     ObservedState,
+    PendingCommit,
     Router,
 )
 from lbauto.core.plan import Plan
-from lbauto.errors import AgentError, StateError
+from lbauto.errors import AgentError, PushError, StateError
 from lbauto.orchestrate.apply import Devices
-from lbauto.push.drivers import open_driver
+from lbauto.push.drivers import DEVICE_ERRORS, adopt_commit, describe, mask, open_driver
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
 
@@ -30,11 +32,18 @@ DRAIN_IDLE = 5.0
 
 
 class _Borrowed:
-    """A pooled driver handed to one user: ``close`` keeps the session for the next user, and
-    a driver that raised is dropped from the pool (its session state is unknown)."""
+    """A pooled driver handed to one user: ``close`` keeps the session for the next user.
+
+    A driver that raised leaves the pool (its session state is unknown, the next user gets a
+    new session), but the user holding it keeps it until it closes it: the session that made
+    a commit is the one that can still roll it back after its verification raised.
+    """
 
     def __init__(self, pool: SessionPool, name: str, driver: Any) -> None:
-        self._pool, self._name, self._driver = pool, name, driver
+        object.__setattr__(self, "_pool", pool)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_driver", driver)
+        object.__setattr__(self, "_dropped", False)
 
     def __getattr__(self, attr: str) -> Any:
         value = getattr(self._driver, attr)
@@ -45,13 +54,22 @@ class _Borrowed:
             try:
                 return value(*args, **kwargs)
             except BaseException:
-                self._pool.drop(self._name, self._driver)
+                self._pool.forget(self._name, self._driver)
+                object.__setattr__(self, "_dropped", True)
                 raise
 
         return call
 
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # e.g. adopt_commit: this session is to confirm or roll back another one's commit
+        setattr(self._driver, attr, value)
+
     def close(self) -> None:
-        """Return the session to the pool; it is closed when the run ends."""
+        """Return the session to the pool (closed when the run ends), or close it if it left
+        the pool after raising."""
+        if self._dropped:
+            with contextlib.suppress(Exception):
+                self._driver.close()
 
 
 class SessionPool:
@@ -73,12 +91,11 @@ class SessionPool:
                 self._drivers[router.name] = driver
         return _Borrowed(self, router.name, driver)
 
-    def drop(self, name: str, driver: Any) -> None:
+    def forget(self, name: str, driver: Any) -> None:
+        """Take ``driver`` out of the pool without closing it (its borrower closes it)."""
         with self._lock:
             if self._drivers.get(name) is driver:
                 del self._drivers[name]
-        with contextlib.suppress(Exception):
-            driver.close()
 
     def close_all(self) -> None:
         with self._lock:
@@ -131,6 +148,9 @@ def live_devices(
         result = push(fleet.jobs(changes), dry_run=True, opener=pool)
         return {r.router: r.diff for r in result.results}
 
+    def resolve(name: str, pending: PendingCommit, confirm: bool) -> str:
+        return resolve_pending(pool(inv.router(name)), name, pending, confirm)
+
     def close() -> None:
         for c in clients:
             c.close()
@@ -142,4 +162,31 @@ def live_devices(
         observe=observe,
         diffs=diffs,
         close=close,
+        resolve=resolve,
     )
+
+
+def resolve_pending(driver: Any, router: str, pending: PendingCommit, confirm: bool) -> str:
+    """Confirm or roll back a commit another (dead) session left pending; says what it did."""
+    cid = pending.commit_id or "(no id)"
+    verb = "confirm" if confirm else "roll back"
+    try:
+        adopt_commit(driver, pending.commit_id)
+        if confirm:
+            driver.confirm_commit()
+        else:
+            driver.rollback()
+    except DEVICE_ERRORS as exc:
+        when = (
+            f" at {time.strftime('%H:%M:%SZ', time.gmtime(pending.deadline))}"
+            if pending.deadline
+            else ""
+        )
+        raise PushError(
+            f"cannot {verb} pending commit {cid}: {mask(describe(exc))}; the router reverts it "
+            f"by itself{when}: run apply again after that",
+            router=router,
+        ) from exc
+    finally:
+        driver.close()
+    return "confirmed" if confirm else "rolled back"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lbauto.errors import LockedError
+from lbauto.errors import JournalError, LockedError
 
 
 def _holder_text(path: Path) -> str:
@@ -32,11 +32,21 @@ def _holder_text(path: Path) -> str:
     )
 
 
+def _unusable(path: Path, exc: OSError) -> str:
+    return (
+        f"cannot write {path}: {exc.strerror or type(exc).__name__}; the inventory's state "
+        f"directory {path.parent} must be writable (free space there or make it writable)"
+    )
+
+
 @contextmanager
 def apply_lock(state_dir: Path, command: str = "apply") -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "apply.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JournalError(_unusable(path, exc)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -52,8 +62,12 @@ def apply_lock(state_dir: Path, command: str = "apply") -> Iterator[None]:
             "since": time.time(),
             "command": command,
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as exc:
+            # A state directory that cannot take 150 bytes cannot take the journal either.
+            raise JournalError(_unusable(path, exc)) from None
         try:
             yield
         finally:

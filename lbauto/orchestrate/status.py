@@ -92,7 +92,21 @@ def status_doc(
                 "drift": kind is not Kind.NONE,
             }
         )
-    return {"vips": vips, "in_sync": not plan.has_changes}
+    pending = pending_commits_json(observed)
+    return {
+        "vips": vips,
+        "pending_commits": pending,
+        "in_sync": not plan.has_changes and not pending,
+    }
+
+
+def pending_commits_json(observed: ObservedState) -> list[dict[str, Any]]:
+    """Commits waiting for confirmation, per router: drift until ``apply`` resolves them (the
+    router puts its previous config back by itself at ``deadline``, epoch seconds)."""
+    return [
+        {"router": name, "commit": p.commit_id, "deadline": p.deadline, "session": p.session}
+        for name, p in observed.pending_commits().items()
+    ]
 
 
 def _observed_name(observed: ObservedState, address: IPAddress) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from lbauto.core.model import IPAddress
 from lbauto.errors import InventoryError
@@ -67,8 +68,13 @@ def new_dips(
 
 def rewrite_dips(path: Path, vip: str, dips: Sequence[IPAddress]) -> str:
     """The new text of ``vips.yaml`` with ``vip``'s DIPs replaced (nothing is written)."""
+    return rewrite_dips_text(path.read_text(encoding="utf-8"), path, vip, dips)
+
+
+def rewrite_dips_text(text: str, path: Path, vip: str, dips: Sequence[IPAddress]) -> str:
+    """``text`` (vips.yaml, read from ``path``) with ``vip``'s DIPs replaced."""
     y = _yaml()
-    doc: Any = y.load(path.read_text(encoding="utf-8"))
+    doc: Any = y.load(text)
     entries = doc.get("vips") if hasattr(doc, "get") else None
     for entry in entries or []:
         if hasattr(entry, "get") and entry.get("name") == vip:
@@ -81,6 +87,20 @@ def rewrite_dips(path: Path, vip: str, dips: Sequence[IPAddress]) -> str:
             y.dump(doc, buf)
             return buf.getvalue()
     raise InventoryError([f"{path}: no VIP named {vip!r} (check `lbauto plan` for the names)"])
+
+
+def vip_entry(text: str, path: Path, vip: str) -> object:
+    """``vip``'s entry in vips.yaml ``text`` as plain data (None when it has none): two texts
+    whose entries compare equal say the same about that VIP, whatever else changed."""
+    try:
+        doc: Any = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise InventoryError([f"{path}: not valid YAML any more: {exc}"]) from exc
+    entries = doc.get("vips") if isinstance(doc, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == vip:
+            return entry
+    return None
 
 
 def write_atomic(path: Path, text: str) -> None:

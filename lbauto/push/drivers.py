@@ -157,3 +157,32 @@ def describe(exc: BaseException) -> str:
     """One line naming the exception type and its message."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------------- pending commits
+
+#: Driver attributes that name the commit a session made or acts on: lbauto's FRR driver
+#: (``commit_id``) and NAPALM's EOS driver (``config_session``).
+_COMMIT_ATTRS = ("commit_id", "config_session")
+
+
+def commit_ref(driver: Any) -> str | None:
+    """The id of the commit this driver session made, where the driver keeps one."""
+    for attr in _COMMIT_ATTRS:
+        value = getattr(driver, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def adopt_commit(driver: Any, commit_id: str | None) -> None:
+    """Make a new session act (confirm, rollback) on a commit another session made.
+
+    Drivers without commit ids (Junos, IOS) confirm or roll back whatever is pending.
+    """
+    if commit_id is None:
+        return
+    for attr in _COMMIT_ATTRS:
+        if hasattr(driver, attr):
+            setattr(driver, attr, commit_id)
+            return

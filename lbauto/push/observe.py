@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lbauto.core.model import Inventory, ObservedRouter, Router
+from lbauto.core.model import Inventory, ObservedRouter, PendingCommit, Router
 from lbauto.errors import LbautoError, StateError
 from lbauto.platforms import PLATFORMS, parse_owned
 from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver
@@ -24,13 +24,39 @@ def running_config(driver: Any, router: Router) -> str:
     return str(config.get("running", ""))
 
 
+def pending_commit(driver: Any) -> PendingCommit | None:
+    """The commit awaiting confirmation on the driver's router (any session's), or None.
+
+    Every NAPALM driver answers ``has_pending_commit``; lbauto's FRR driver also says which
+    commit it is and when the router reverts it (``pending_commit``). Platforms without
+    commit-confirm (NX-OS) raise NotImplementedError: nothing can be pending there.
+    """
+    try:
+        if not driver.has_pending_commit():
+            return None
+    except NotImplementedError:
+        return None
+    info = getattr(driver, "pending_commit", None)
+    if not isinstance(info, dict):
+        return PendingCommit()
+    deadline = info.get("deadline")
+    return PendingCommit(
+        commit_id=str(info["commit_id"]) if info.get("commit_id") else None,
+        deadline=float(deadline) if isinstance(deadline, int | float) and deadline > 0 else None,
+        session=str(info["session"]) if info.get("session") else None,
+    )
+
+
 def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRouter:
-    """One router's lbauto-owned objects, read live."""
+    """One router's lbauto-owned objects and its pending commit, read live (the pending
+    commit first: a revert timer firing between the two reads shows as a config without
+    that commit, never as a commit that seems confirmed)."""
     try:
         driver = opener(router)
     except LbautoError as exc:
         raise StateError(f"cannot observe router {router.name}: {exc}") from exc
     try:
+        pending = pending_commit(driver)
         text = running_config(driver, router)
     except DEVICE_ERRORS as exc:
         raise StateError(
@@ -42,7 +68,7 @@ def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRout
         objects = parse_owned(router.platform, text, router.tag)
     except LbautoError as exc:
         raise StateError(f"router {router.name}: cannot parse its running config: {exc}") from exc
-    return ObservedRouter(router.name, frozenset(objects))
+    return ObservedRouter(router.name, frozenset(objects), pending)
 
 
 def observe_routers(
@@ -69,7 +95,8 @@ def observe_routers(
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(selected)))) as pool:
         results = list(pool.map(one, selected))
-    errors = [str(r) for r in results if isinstance(r, StateError)]
-    if errors:
-        raise StateError("\n".join(errors))
+    failed = [r for r in results if isinstance(r, StateError)]
+    if failed:
+        # Chain the first failure so its cause (e.g. a missing key file) reaches the user.
+        raise StateError("\n".join(str(r) for r in failed)) from failed[0]
     return {r.name: r for r in results if isinstance(r, ObservedRouter)}

@@ -30,8 +30,18 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from lbauto.core.model import OwnedObject, Router
 from lbauto.core.plan import RouterChange
 from lbauto.errors import LbautoError, PushAbortedError, PushError
+from lbauto.orchestrate.ports import BeforeConfirm
 from lbauto.platforms.render import render_changes
-from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver, revert_seconds
+from lbauto.push.drivers import (
+    DEVICE_ERRORS,
+    Opener,
+    adopt_commit,
+    commit_ref,
+    describe,
+    mask,
+    open_driver,
+    revert_seconds,
+)
 from lbauto.push.verify import Expectation, verify
 
 log = logging.getLogger("lbauto.push")
@@ -71,6 +81,10 @@ class RouterResult:
     committed: bool = False
     #: The commit waits for confirm_commit (the router reverts by itself otherwise).
     pending: bool = False
+    #: The driver's id of this call's commit (FRR commit id, EOS session), where it has one.
+    commit_id: str | None = None
+    #: What undoing this router's commit did (e.g. "rolled back over a new session").
+    undo: str | None = None
 
     @property
     def diff_lines(self) -> int:
@@ -161,13 +175,34 @@ def _fail(session: _Session, what: str, exc: BaseException) -> None:
     session.result.error = mask(f"{what}: {text}")
 
 
-def _rollback(session: _Session, progress: _Progress) -> str | None:
-    """Undo this call's commit on one router; returns an error text if that failed too."""
+def _rollback(session: _Session, progress: _Progress, opener: Opener) -> str | None:
+    """Undo this call's commit on one router; returns an error text if that failed too.
+
+    The session that committed may be unusable (its connection died during verification, or
+    its driver raised and was closed): the commit is then rolled back over a new session,
+    named by its id where the driver has one, and :attr:`RouterResult.undo` says so.
+    """
     progress.stage(session.name, "rolling back")
+    res = session.result
+    what = f"commit {res.commit_id}" if res.commit_id else "the commit"
     try:
         session.driver.rollback()
-    except _EXPECTED as exc:
-        return mask(f"rollback failed: {describe(exc)}")
+    except _EXPECTED as first:
+        first_text = mask(describe(first))
+        log.debug("%s: rollback failed, retrying over a new session: %s", session.name, first_text)
+        session.close()
+        try:
+            session.driver = opener(session.job.router)
+            adopt_commit(session.driver, res.commit_id)
+            session.driver.rollback()
+        except _EXPECTED as second:
+            res.undo = f"rollback of {what} failed"
+            return mask(
+                f"rollback failed: {first_text}; over a new session too: {describe(second)}"
+            )
+        res.undo = f"rolled back {what} over a new session (the first failed: {first_text})"
+        return None
+    res.undo = f"rolled back {what}"
     return None
 
 
@@ -199,6 +234,7 @@ def _prepare(
         progress.stage(name, f"committing (revert in {seconds} s)" if seconds else "committing")
         session.driver.commit_config(revert_in=seconds)
         res.committed, res.pending, res.status = True, seconds is not None, Status.CHANGED
+        res.commit_id = commit_ref(session.driver)
     except _EXPECTED as exc:
         _fail(session, "push failed", exc)
         return
@@ -212,14 +248,14 @@ def _prepare(
         res.error = mask("verification failed: " + "; ".join(problems))
 
 
-def _finish(session: _Session, any_failed: bool, progress: _Progress) -> None:
+def _finish(session: _Session, any_failed: bool, progress: _Progress, opener: Opener) -> None:
     """Phase two for one router: confirm, or roll back when any router failed."""
     res = session.result
     try:
-        if not res.committed:
+        if not res.committed or res.undo:
             return
         if any_failed:
-            error = _rollback(session, progress)
+            error = _rollback(session, progress, opener)
             if res.status is not Status.FAILED:
                 res.status = Status.ROLLED_BACK
             if error:
@@ -254,17 +290,21 @@ def push(
     workers: int = 32,
     console: Console | None = None,
     opener: Opener = open_driver,
+    before_confirm: BeforeConfirm | None = None,
 ) -> PushResult:
     """Push every job; return the per-router result, or raise :class:`PushAbortedError` after
     rolling back every router this call changed. ``revert_in`` is the commit-confirm window
     (rounded to what each platform supports); it must outlast the slowest router's commit and
-    verification.
+    verification. ``before_confirm`` runs once every router committed and verified, before any
+    confirm; if it raises, the push is rolled back. An unexpected exception (a bug) also
+    rolls back what this call committed before it propagates with its traceback.
     """
     names = [j.router.name for j in jobs]
     if len(set(names)) != len(names):
         raise PushError("a router appears twice in one push; merge its changes first")
     sessions = [_Session(j, RouterResult(j.router.name, j.router.platform)) for j in jobs]
     progress = _Progress(console, names)
+    aborted: str | None = None
     try:
         with progress.shown():
             _parallel(
@@ -280,23 +320,46 @@ def push(
                 workers,
             )
             any_failed = any(s.result.status is Status.FAILED for s in sessions)
-            _parallel(lambda s: _finish(s, any_failed, progress), sessions, workers)
+            if not any_failed and not dry_run and before_confirm is not None:
+                aborted = _before_confirm(before_confirm, sessions)
+                any_failed = aborted is not None
+            _parallel(lambda s: _finish(s, any_failed, progress, opener), sessions, workers)
             # A confirm that failed (e.g. the router already reverted) undoes the rest too.
             if not any_failed and any(s.result.status is Status.FAILED for s in sessions):
-                _parallel(lambda s: _finish(s, True, progress), sessions, workers)
+                _parallel(lambda s: _finish(s, True, progress, opener), sessions, workers)
+    except Exception:
+        # A bug keeps its traceback, but no commit of this call may stay behind it.
+        for s in sessions:
+            if s.result.committed and s.result.pending and not s.result.undo:
+                _finish(s, True, progress, opener)
+        raise
     finally:
         for s in sessions:
             s.close()
             s.result.seconds = s.result.seconds or time.monotonic() - s.started
     result = PushResult(tuple(s.result for s in sessions), dry_run=dry_run)
     failed = result.failed
+    undone = "; ".join(f"{r.router}: {r.undo}" for r in result.results if r.undo)
+    tail = f"; undone: {undone}" if undone else ""
     if failed:
         first = failed[0]
         others = f" (and {len(failed) - 1} more router(s))" if len(failed) > 1 else ""
-        undone = [r.router for r in result.results if r.status is Status.ROLLED_BACK]
-        tail = f"; rolled back: {', '.join(undone)}" if undone else ""
         raise PushAbortedError(f"{first.error}{others}{tail}", first.router, result)
+    if aborted is not None:
+        raise PushAbortedError(f"push not confirmed: {aborted}{tail}", None, result)
     return result
+
+
+def _before_confirm(hook: BeforeConfirm, sessions: Sequence[_Session]) -> str | None:
+    """Run the caller's hook between commit and confirm; its error text if it raised."""
+    commits = {s.name: s.result.commit_id for s in sessions if s.result.committed}
+    if not commits:
+        return None
+    try:
+        hook(commits)
+    except LbautoError as exc:
+        return str(exc)
+    return None
 
 
 def config_text(lines: Sequence[str]) -> str:
@@ -355,13 +418,16 @@ class RouterFleet:
             )
         return out
 
-    def push(self, changes: Sequence[RouterChange]) -> None:
+    def push(
+        self, changes: Sequence[RouterChange], before_confirm: BeforeConfirm | None = None
+    ) -> None:
         self.last_result = push(
             self.jobs(changes),
             revert_in=self.revert_in,
             verify_timeout=self.verify_timeout,
             console=self.console,
             opener=self.opener,
+            before_confirm=before_confirm,
         )
         for change in changes:  # keep the observed objects current for the next render
             cur = set(self.observed.get(change.router, frozenset()))
@@ -378,9 +444,14 @@ class RouterFleet:
 
         def one(item: tuple[Router, Expectation]) -> str | None:
             router, expect = item
-            driver = self.opener(router)
+            try:
+                driver = self.opener(router)
+            except LbautoError as exc:
+                return f"{router.name}: verification could not run: {exc}"
             try:
                 problems = verify(driver, router.platform, expect, self.verify_timeout)
+            except _EXPECTED as exc:  # a device failure is a failed verification: undo
+                problems = [f"verification could not run: {mask(describe(exc))}"]
             finally:
                 driver.close()
             return f"{router.name}: " + "; ".join(problems) if problems else None

@@ -6,7 +6,9 @@ it when the module's tests are done, pass or fail::
     def test_x(make_lab):
         lab = make_lab("lbtx", routers=2)
 
-Integration tests are skipped (not failed) on a host that is not root or lacks the lab's tools.
+Integration tests are skipped on a host that is not root or lacks the lab's tools (FRR,
+nftables, sshd), except in CI (``CI=true``): there a missing prerequisite, and any other skip of
+an integration test, is a failure, so a green run always means they ran.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +27,23 @@ from lbauto.lab import Lab, LabSpec, down
 from lbauto.lab.host import preflight
 
 MakeLab = Callable[..., Lab]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI, an integration test that skips (a prerequisite is missing) fails instead."""
+    report = yield
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: integration tests must run, not skip: {reason}"
+    return report
 
 
 def _lab_unavailable() -> str | None:

@@ -12,10 +12,23 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lbauto.agent.protocol import AgentApi, FlowCounts
-from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, OwnedObject, Transit
+from lbauto.core.model import (
+    AgentVip,
+    Drain,
+    IPAddress,
+    Mode,
+    ObservedRouter,
+    OwnedObject,
+    PendingCommit,
+    Transit,
+)
 from lbauto.core.plan import RouterChange
-from lbauto.errors import AgentError, ConflictError, PushError
-from lbauto.orchestrate.ports import RouterPort
+from lbauto.errors import AgentError, ConflictError, LbautoError, PushError
+from lbauto.orchestrate.ports import BeforeConfirm, RouterPort
+
+
+class SimulatedCrash(BaseException):
+    """lbauto "dies" here: nothing after it runs (like SIGKILL, but in-process)."""
 
 
 @dataclass
@@ -97,25 +110,52 @@ class FakeAgent:
 
 @dataclass
 class FakeRouters:
+    """Routers with commit-confirm: a push commits, calls ``before_confirm``, then confirms.
+    ``crash_before_confirm`` makes the run die right after ``before_confirm`` (the commits stay
+    pending, as on a router whose controller was killed)."""
+
     objects: dict[str, set[OwnedObject]] = field(default_factory=dict)
     fail_push: set[str] = field(default_factory=set)  # routers whose push fails
     fail_verify: set[str] = field(default_factory=set)
     commits: dict[str, int] = field(default_factory=dict)
     pushes: list[tuple[RouterChange, ...]] = field(default_factory=list)
+    crash_before_confirm: bool = False
+    #: Per router: the pending commit and the objects its rollback (or revert) restores.
+    pending: dict[str, tuple[PendingCommit, set[OwnedObject]]] = field(default_factory=dict)
+    resolved: list[tuple[str, str | None, bool]] = field(default_factory=list)
 
-    def push(self, changes: Sequence[RouterChange]) -> None:
+    def push(
+        self, changes: Sequence[RouterChange], before_confirm: BeforeConfirm | None = None
+    ) -> None:
         self.pushes.append(tuple(changes))
         before = {rc.router: set(self.objects.get(rc.router, set())) for rc in changes}
         for rc in changes:
+            if rc.router in self.pending:
+                raise PushError("Pending commit confirm already in process!", router=rc.router)
+        for rc in changes:
             if rc.router in self.fail_push:
                 # all-or-nothing: the routers changed in this call go back
-                for name, objs in before.items():
-                    self.objects[name] = objs
+                self._restore(before)
                 raise PushError("commit failed (injected)", router=rc.router)
             objs = self.objects.setdefault(rc.router, set())
             objs.difference_update(rc.remove)
             objs.update(rc.add)
             self.commits[rc.router] = self.commits.get(rc.router, 0) + 1
+        ids = {rc.router: f"c{len(self.pushes)}-{rc.router}" for rc in changes}
+        if before_confirm is not None:
+            try:
+                before_confirm(ids)
+            except LbautoError as exc:
+                self._restore(before)
+                raise PushError(f"push not confirmed: {exc}") from exc
+        if self.crash_before_confirm:
+            for name, objs in before.items():
+                self.pending[name] = (PendingCommit(ids[name], deadline=4e9), objs)
+            raise SimulatedCrash
+
+    def _restore(self, before: Mapping[str, set[OwnedObject]]) -> None:
+        for name, objs in before.items():
+            self.objects[name] = set(objs)
 
     def verify(self, changes: Sequence[RouterChange]) -> None:
         for rc in changes:
@@ -126,6 +166,26 @@ class FakeRouters:
             stale = [o for o in rc.remove if o in have]
             if missing or stale:
                 raise PushError(f"missing {missing} stale {stale}", router=rc.router)
+
+    def observed(self) -> dict[str, ObservedRouter]:
+        return {
+            n: ObservedRouter(n, frozenset(o), self.pending[n][0] if n in self.pending else None)
+            for n, o in self.objects.items()
+        }
+
+    def resolve(self, router: str, pending: PendingCommit, confirm: bool) -> str:
+        """Confirm or roll back the pending commit (a Devices.resolve)."""
+        have, before = self.pending.pop(router)
+        assert have.commit_id == pending.commit_id
+        if not confirm:
+            self.objects[router] = set(before)
+        self.resolved.append((router, pending.commit_id, confirm))
+        return "confirmed" if confirm else "rolled back"
+
+    def revert(self, router: str) -> None:
+        """The router's own timer runs out."""
+        _, before = self.pending.pop(router)
+        self.objects[router] = set(before)
 
 
 if TYPE_CHECKING:  # the fakes satisfy the production Protocols (checked by mypy)

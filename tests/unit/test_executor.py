@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lbauto.core.model import AgentVip, Drain, Mode, ObservedState, StaticRoute, Transit
+from lbauto.core.model import AgentVip, Drain, IPAddress, Mode, ObservedState, StaticRoute, Transit
 from lbauto.core.plan import Action, Kind, Plan, RouterChange, Step, Transition, VipState
-from lbauto.errors import TransitionError
+from lbauto.errors import JournalError, TransitionError
 from lbauto.orchestrate.executor import Executor
-from lbauto.orchestrate.journal import Journal, read_journal
+from lbauto.orchestrate.journal import Journal, JournalEvent, read_journal
 from tests.unit.fakes import FakeAgent, FakeRouters
 
 ip = ipaddress.ip_address
@@ -21,15 +21,15 @@ D1, D2, D3 = ip("198.51.100.21"), ip("198.51.100.22"), ip("198.51.100.23")
 AGENT = ip("198.51.100.10")
 
 
-def lb_route(vip: ipaddress.IPv4Address) -> StaticRoute:
+def lb_route(vip: IPAddress) -> StaticRoute:
     return StaticRoute(ipaddress.ip_network(vip), AGENT, 200, 4242)
 
 
-def bypass(vip: ipaddress.IPv4Address, dip: ipaddress.IPv4Address) -> StaticRoute:
+def bypass(vip: IPAddress, dip: IPAddress) -> StaticRoute:
     return StaticRoute(ipaddress.ip_network(vip), dip, 1, 4242)
 
 
-def enable(name: str, vip: ipaddress.IPv4Address, keep, drop) -> Transition:  # type: ignore[no-untyped-def]
+def enable(name: str, vip: IPAddress, keep: IPAddress, drop: list[IPAddress]) -> Transition:
     change = (
         RouterChange("r1", add=(bypass(vip, keep),)),
         RouterChange("r2", add=(bypass(vip, keep),)),
@@ -94,13 +94,18 @@ def test_bypass_enable_runs_every_step_in_order(tmp_path: Path) -> None:
     assert bypass(VIP1, D1) in routers.objects["r1"] and bypass(VIP1, D1) in routers.objects["r2"]
     assert agent.calls == ["put_vip", "flows_per_dip", "put_vip"]
     assert routers.commits == {"r1": 1, "r2": 1}
-    events = [(e.event, e.action) for e in read_journal(tmp_path) if e.vip == "web"]
+    events = [
+        (e.event, e.action)
+        for e in read_journal(tmp_path)
+        if e.vip == "web" or (e.data and "web" in e.data.get("vips", []))
+    ]
     assert events == [
         ("start", "agent.set_vip"),
         ("end", "agent.set_vip"),
         ("start", "agent.wait_drain"),
         ("end", "agent.wait_drain"),
         ("start", "router.push"),
+        ("commit", "router.push"),  # committed and verified, before the confirm
         ("end", "router.push"),
         ("start", "router.verify"),
         ("end", "router.verify"),
@@ -242,6 +247,94 @@ def test_journal_has_machine_and_human_lines(tmp_path: Path) -> None:
     ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
     machine = [json.loads(x) for x in (tmp_path / "journal.jsonl").read_text().splitlines()]
     human = (tmp_path / "journal.log").read_text().splitlines()
-    assert len(machine) == len(human) == 12  # run-start, 5 x (start, end), run-end
+    # run-start (with every transition's target), 5 x (start, end), the push's commit, run-end
+    assert len(machine) == len(human) == 13
+    assert machine[0]["data"]["transitions"]["web"]["to"]["mode"] == "single"
     assert machine[1]["event"] == "start" and machine[1]["action"] == "agent.set_vip"
     assert "START vip=web step=0 agent.set_vip" in human[1]
+
+
+# ------------------------------------------------------------------ journal before every step
+
+
+class FullAfter(Journal):
+    """A journal whose disk fills up after ``n`` events (the integration tests fill a real
+    tmpfs; here only the executor's reaction is under test)."""
+
+    def __init__(self, path: Path, n: int) -> None:
+        super().__init__(path)
+        self.left = n
+
+    def record(self, event: str, **fields: object) -> JournalEvent:
+        if self.left <= 0:
+            raise JournalError("cannot write the journal: No space left on device")
+        self.left -= 1
+        return super().record(event, **fields)
+
+
+@pytest.mark.parametrize("n", range(1, 12))
+def test_a_step_whose_journal_entry_cannot_be_written_does_not_run(tmp_path: Path, n: int) -> None:
+    """Whenever the journal fills up, the VIP ends where it started (steps done are undone,
+    the next one never runs), and the error names the journal."""
+    vips = {VIP1: multi(VIP1, D1, D2)}
+    agent, routers, _, clock = setup(tmp_path, vips)
+    before_objects = {k: set(v) for k, v in routers.objects.items()}
+    journal = FullAfter(tmp_path, n)
+    ex = Executor(
+        [agent],
+        routers,
+        journal,
+        ObservedState(agents={"lb1": dict(vips)}),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(TransitionError, match=r"on (journal|routers): .*cannot write the journal"):
+        ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
+    v = agent.vips[VIP1]
+    assert (v.mode, v.dips, v.flow_tracking) == (Mode.MULTI, (D1, D2), True)
+    assert routers.objects == before_objects
+    written = list(read_journal(tmp_path))
+    # every step that acted was journalled before it acted
+    started = {e.step for e in written if e.event == "start"}
+    assert len(written) == n and all(
+        e.step in started for e in written if e.event in ("end", "commit") and e.step is not None
+    )
+
+
+def test_a_full_journal_at_start_changes_nothing(tmp_path: Path) -> None:
+    vips = {VIP1: multi(VIP1, D1, D2)}
+    agent, routers, _, _clock = setup(tmp_path, vips)
+    ex = Executor([agent], routers, FullAfter(tmp_path, 0), ObservedState(agents={"lb1": vips}))
+    with pytest.raises(JournalError, match="No space left"):
+        ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
+    assert agent.calls == [] and routers.pushes == []
+
+
+def test_a_truncated_last_line_is_skipped_on_read(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    j.record("run-start")
+    j.record("start", vip="web", step=0, action="agent.set_vip")
+    with (tmp_path / "journal.jsonl").open("a") as fh:
+        fh.write('{"ts": 1.0, "run": "x", "event": "st')  # cut short by a full disk
+    assert [e.event for e in read_journal(tmp_path)] == ["run-start", "start"]
+    j.record("end", vip="web", step=0, action="agent.set_vip")  # starts on a fresh line
+    assert [e.event for e in read_journal(tmp_path)] == ["run-start", "start", "end"]
+
+
+def test_a_commit_that_cannot_be_journalled_is_rolled_back(tmp_path: Path) -> None:
+    vips = {VIP1: multi(VIP1, D1, D2)}
+    agent, routers, _, clock = setup(tmp_path, vips)
+    before_objects = {k: set(v) for k, v in routers.objects.items()}
+    # run-start, 2 x set_vip, 2 x wait_drain, push start: then the disk is full
+    ex = Executor(
+        [agent],
+        routers,
+        FullAfter(tmp_path, 6),
+        ObservedState(agents={"lb1": dict(vips)}),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(TransitionError, match=r"router.push failed.*push not confirmed"):
+        ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
+    assert routers.objects == before_objects and not routers.pending
+    assert agent.vips[VIP1].mode is Mode.MULTI
