@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from rich.console import Console
 
@@ -23,7 +23,15 @@ from lbauto.core.model import (
 from lbauto.core.plan import Plan
 from lbauto.errors import AgentError, PushError, StateError
 from lbauto.orchestrate.apply import Devices
-from lbauto.push.drivers import DEVICE_ERRORS, adopt_commit, describe, mask, open_driver
+from lbauto.platforms.driver import NapalmDriver
+from lbauto.push.drivers import (
+    DEVICE_ERRORS,
+    Opener,
+    adopt_commit,
+    describe,
+    mask,
+    open_driver,
+)
 from lbauto.push.observe import observe_routers
 from lbauto.push.pipeline import RouterFleet, push
 
@@ -39,7 +47,7 @@ class _Borrowed:
     a commit is the one that can still roll it back after its verification raised.
     """
 
-    def __init__(self, pool: SessionPool, name: str, driver: Any) -> None:
+    def __init__(self, pool: SessionPool, name: str, driver: NapalmDriver) -> None:
         object.__setattr__(self, "_pool", pool)
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_driver", driver)
@@ -77,21 +85,22 @@ class SessionPool:
     pushes, verifications): each new SSH session costs the router a login (about 0.15 to
     0.3 s), which dominated a single-VIP transition."""
 
-    def __init__(self, opener: Callable[[Router], Any] = open_driver) -> None:
+    def __init__(self, opener: Opener = open_driver) -> None:
         self._opener = opener
-        self._drivers: dict[str, Any] = {}
+        self._drivers: dict[str, NapalmDriver] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, router: Router) -> Any:
+    def __call__(self, router: Router) -> NapalmDriver:
         with self._lock:
             driver = self._drivers.get(router.name)
         if driver is None:
             driver = self._opener(router)
             with self._lock:
                 self._drivers[router.name] = driver
-        return _Borrowed(self, router.name, driver)
+        # _Borrowed forwards every NapalmDriver method to the pooled driver.
+        return cast(NapalmDriver, _Borrowed(self, router.name, driver))
 
-    def forget(self, name: str, driver: Any) -> None:
+    def forget(self, name: str, driver: NapalmDriver) -> None:
         """Take ``driver`` out of the pool without closing it (its borrower closes it)."""
         with self._lock:
             if self._drivers.get(name) is driver:
@@ -166,7 +175,11 @@ def live_devices(
     )
 
 
-def resolve_pending(driver: Any, router: str, pending: PendingCommit, confirm: bool) -> str:
+def resolve_pending(
+    driver: NapalmDriver, router: str, pending: PendingCommit, confirm: bool
+) -> str:
+    driver: NapalmDriver, router: str, pending: PendingCommit, confirm: bool
+) -> str:
     """Confirm or roll back a commit another (dead) session left pending; says what it did."""
     cid = pending.commit_id or "(no id)"
     verb = "confirm" if confirm else "roll back"

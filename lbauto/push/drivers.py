@@ -23,11 +23,12 @@ from paramiko.ssh_exception import SSHException
 from lbauto.core.model import Router
 from lbauto.errors import PushError
 from lbauto.platforms import PLATFORMS
+from lbauto.platforms.driver import NapalmDriver
 
 log = logging.getLogger("lbauto.push")
 
 #: Opens (and connects) a NAPALM driver for a router; injectable for tests and dry tooling.
-Opener = Callable[[Router], Any]
+Opener = Callable[[Router], NapalmDriver]
 
 #: What a device, its transport or its NAPALM driver raise when the device or the network
 #: misbehaves: caught at the push boundary and reported per router. Anything else is a bug
@@ -120,7 +121,7 @@ def driver_args(router: Router) -> dict[str, Any]:
     return args
 
 
-def open_driver(router: Router, timeout: int = 60) -> Any:
+def open_driver(router: Router, timeout: int = 60) -> NapalmDriver:
     """Open a connected NAPALM driver for ``router``; errors become :class:`PushError`."""
     from napalm import get_network_driver
 
@@ -135,7 +136,7 @@ def open_driver(router: Router, timeout: int = 60) -> Any:
             router=router.name,
         ) from exc
     try:
-        driver = driver_cls(
+        driver: NapalmDriver = driver_cls(
             router.hostname,
             router.username or getpass.getuser(),
             password,
@@ -166,7 +167,7 @@ def describe(exc: BaseException) -> str:
 _COMMIT_ATTRS = ("commit_id", "config_session")
 
 
-def commit_ref(driver: Any) -> str | None:
+def commit_ref(driver: NapalmDriver) -> str | None:
     """The id of the commit this driver session made, where the driver keeps one."""
     for attr in _COMMIT_ATTRS:
         value = getattr(driver, attr, None)
@@ -175,7 +176,7 @@ def commit_ref(driver: Any) -> str | None:
     return None
 
 
-def adopt_commit(driver: Any, commit_id: str | None) -> None:
+def adopt_commit(driver: NapalmDriver, commit_id: str | None) -> None:
     """Make a new session act (confirm, rollback) on a commit another session made.
 
     Drivers without commit ids (Junos, IOS) confirm or roll back whatever is pending.

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from lbauto.core.model import Inventory, ObservedRouter, PendingCommit, Router
 from lbauto.errors import LbautoError, StateError
 from lbauto.platforms import PLATFORMS, parse_owned
+from lbauto.platforms.driver import NapalmDriver
 from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver
 
 
-def running_config(driver: Any, router: Router) -> str:
+def running_config(driver: NapalmDriver, router: Router) -> str:
     """The running config in the format :func:`lbauto.platforms.parse_owned` reads (Junos: set)."""
     fmt = PLATFORMS[router.platform].config_format
-    kwargs = {"format": fmt} if fmt != "text" else {}
-    config = driver.get_config(retrieve="running", **kwargs)
+    config = driver.get_config(retrieve="running", format=fmt)
     return str(config.get("running", ""))
 
 
-def pending_commit(driver: Any) -> PendingCommit | None:
+def pending_commit(driver: NapalmDriver) -> PendingCommit | None:
     """The commit awaiting confirmation on the driver's router (any session's), or None.
 
     Every NAPALM driver answers ``has_pending_commit``; lbauto's FRR driver also says which

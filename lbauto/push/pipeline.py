@@ -31,6 +31,7 @@ from lbauto.core.model import OwnedObject, Router
 from lbauto.core.plan import RouterChange
 from lbauto.errors import LbautoError, PushAbortedError, PushError
 from lbauto.orchestrate.ports import BeforeConfirm
+from lbauto.platforms.driver import NapalmDriver
 from lbauto.platforms.render import render_changes
 from lbauto.push.drivers import (
     DEVICE_ERRORS,
@@ -153,12 +154,18 @@ class _Progress:
 class _Session:
     job: RouterPush
     result: RouterResult
-    driver: Any = None
+    driver: NapalmDriver | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
     def name(self) -> str:
         return self.job.router.name
+
+    @property
+    def open_driver(self) -> NapalmDriver:
+        """The session's driver; only reached after a commit, so it was opened."""
+        assert self.driver is not None, f"{self.name}: no driver after a commit"
+        return self.driver
 
     def close(self) -> None:
         if self.driver is not None:
@@ -186,7 +193,7 @@ def _rollback(session: _Session, progress: _Progress, opener: Opener) -> str | N
     res = session.result
     what = f"commit {res.commit_id}" if res.commit_id else "the commit"
     try:
-        session.driver.rollback()
+        session.open_driver.rollback()
     except _EXPECTED as first:
         first_text = mask(describe(first))
         log.debug("%s: rollback failed, retrying over a new session: %s", session.name, first_text)
@@ -263,7 +270,7 @@ def _finish(session: _Session, any_failed: bool, progress: _Progress, opener: Op
             return
         if res.pending:
             progress.stage(session.name, "confirming")
-            session.driver.confirm_commit()
+            session.open_driver.confirm_commit()
             res.pending = False
     except _EXPECTED as exc:
         _fail(session, "confirm failed", exc)
