@@ -178,8 +178,6 @@ def live_devices(
 def resolve_pending(
     driver: NapalmDriver, router: str, pending: PendingCommit, confirm: bool
 ) -> str:
-    driver: NapalmDriver, router: str, pending: PendingCommit, confirm: bool
-) -> str:
     """Confirm or roll back a commit another (dead) session left pending; says what it did."""
     cid = pending.commit_id or "(no id)"
     verb = "confirm" if confirm else "roll back"
