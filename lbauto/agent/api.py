@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -73,7 +73,9 @@ class Guard:
         authed = self.token is None or token_matches(headers.get(b"authorization"), self.token)
         scope[AUTHENTICATED] = authed
         if not authed and scope["path"] not in OPEN_PATHS:
-            await _reply(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
+            await _reply(
+                send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")]
+            )
             return
         length = headers.get(b"content-length")
         if length is not None:
@@ -224,7 +226,7 @@ def _api(service: AgentService, token: str | None, tick: float | None) -> FastAP
     @app.get("/v1/health", response_model=Health, response_model_exclude_none=True)
     def health(request: Request) -> Health:
         problems = service.problems()
-        status = "degraded" if problems else "ok"
+        status: Literal["ok", "degraded"] = "degraded" if problems else "ok"
         if not request.scope.get(AUTHENTICATED):
             return Health(status=status)
         return Health(
@@ -291,4 +293,3 @@ def _api(service: AgentService, token: str | None, tick: float | None) -> FastAP
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-

@@ -8,7 +8,6 @@ Every failure is raised as :class:`lbauto.errors.AgentError` (HTTP 412 as Confli
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 import httpx
 
 from lbauto.agent.protocol import FlowCounts
+from lbauto.agent.token import read_token_env, read_token_file
 from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
-from lbauto.errors import AgentError, ConflictError
+from lbauto.errors import AgentError, ConfigError, ConflictError
 
 
 def vip_from_json(doc: Mapping[str, Any]) -> AgentVip:
@@ -64,24 +64,16 @@ def vip_body(
 
 
 def agent_token(agent: Agent) -> str | None:
-    """The agent's token from its ``token_env`` or ``token_file`` (never logged)."""
-    if agent.token_env:
-        tok = os.environ.get(agent.token_env, "").strip()
-        if not tok:
-            raise AgentError(
-                f"environment variable {agent.token_env} is unset or empty", agent.name
-            )
-        return tok
-    if agent.token_file:
-        try:
-            tok = Path(agent.token_file).read_text().strip()
-        except OSError as e:
-            raise AgentError(
-                f"cannot read token_file {agent.token_file}: {e.strerror}", agent.name
-            ) from e
-        if not tok:
-            raise AgentError(f"token_file {agent.token_file} is empty", agent.name)
-        return tok
+    """The agent's token from its ``token_env`` or ``token_file`` (never logged), checked as
+    the agent checks its own (lbauto.agent.token): a bad one is a clear error naming where it
+    comes from, never an HTTP library error quoting it."""
+    try:
+        if agent.token_env:
+            return read_token_env(agent.token_env)
+        if agent.token_file:
+            return read_token_file(Path(agent.token_file))
+    except ConfigError as e:
+        raise AgentError(str(e), agent.name) from e
     return None
 
 

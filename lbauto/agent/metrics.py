@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -12,8 +11,8 @@ from prometheus_client.registry import Collector
 
 from lbauto.agent.dataplane import VipCounters
 from lbauto.agent.service import AgentService
-from lbauto.errors import LbautoError
 from lbauto.core.model import Mode, addr_key
+from lbauto.errors import LbautoError
 
 log = logging.getLogger("lbauto.agent")
 
@@ -43,7 +42,8 @@ class VipCollector(Collector):
                 recs = sorted(svc.vips.values(), key=lambda r: addr_key(r.address))
             # kernel reads outside the lock: big flow maps take seconds to list
             counters = svc.dp.counters(svc.spec.table)
-            per_vip = {r.address: svc.flows_of(r) for r in recs}
+            # raw marks counted in the kernel's listing (closing flows carry the closed bit)
+            per_vip = {r.address: svc.flow_counts(r) for r in recs}
         except LbautoError as e:
             log.error("metrics: cannot read the kernel: %s", e)
             return
@@ -51,16 +51,15 @@ class VipCollector(Collector):
             v = str(r.address)
             for m in Mode:
                 mode.add_metric([v, m.value], 1.0 if r.mode is m else 0.0)
-            entries = per_vip[r.address]
-            flows.add_metric([v], float(len(entries)))
+            raw = per_vip[r.address]
+            flows.add_metric([v], float(sum(raw.values())))
             c = counters.get(v, VipCounters())
             pkts.add_metric([v], float(c.packets))
             byts.add_metric([v], float(c.bytes))
             hits.add_metric([v], float(c.transit_hits))
             if r.drain:
-                per = Counter(e.mark for e in entries)
-                for d in r.drain.dips:
-                    drain.add_metric([v, str(d)], float(per.get(r.marks.get(d, -1), 0)))
+                for d in r.drain.dips:  # open flows only: a DIP mark has no closed bit
+                    drain.add_metric([v, str(d)], float(raw.get(r.marks.get(d, -1), 0)))
         yield from (mode, flows, pkts, byts, hits, drain)
 
 

@@ -26,7 +26,9 @@ def _parse_mode(v: Any) -> Any:
         try:
             return Mode(v)
         except ValueError:
-            raise ValueError(f"mode must be one of single, multi, empty (got {excerpt(v)})") from None
+            raise ValueError(
+                f"mode must be one of single, multi, empty (got {excerpt(v)})"
+            ) from None
     return v
 
 
@@ -95,10 +97,16 @@ class FlowOut(BaseModel):
     vip_port: int
     dip: str | None
     expires: float | None
+    #: The client sent FIN or RST: the entry lives on only for the rest of the close.
+    closing: bool = False
 
 
 class FlowsOut(BaseModel):
+    #: Flow entries in the kernel, closing ones included.
     total: int
+    #: Of ``total``, the entries of connections that sent FIN or RST (not in ``per_dip``).
+    closing: int = 0
+    #: Open flows per DIP (what drain waits count).
     per_dip: dict[str, int]
     entries: list[FlowOut]
 

@@ -14,11 +14,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from lbauto.agent.dataplane import (
+    CLOSED,
     Dataplane,
     FlowEntry,
+    KernelTable,
+    NftDataplane,
     TableSpec,
+    address_of,
     render_base,
     render_delete_flows,
     render_remove,
@@ -35,13 +40,24 @@ from lbauto.agent.models import (
     VipIn,
     VipOut,
 )
-from lbauto.agent.store import DrainRecord, StateStore, TransitRecord, VipRecord
+from lbauto.agent.recover import (
+    meta_comment,
+    read_meta,
+    read_table,
+    recover,
+    render_meta,
+    render_meta_base,
+    render_meta_remove,
+)
+from lbauto.agent.store import DrainRecord, Loaded, StateStore, TransitRecord, VipRecord
 from lbauto.core.addresses import excerpt, parse_address
 from lbauto.core.model import IPAddress, Mode, addr_key
-from lbauto.errors import LbautoError, RequestError
+from lbauto.errors import LbautoError, RequestError, StateError
 
 log = logging.getLogger("lbauto.agent")
 RECONCILE_CHUNK = 200
+#: Flow counts that took longer than this (seconds) to read are reused for a while.
+COUNT_CACHE_MIN = 0.05
 
 
 def parse_vip(text: str) -> IPAddress:
@@ -107,6 +123,14 @@ def _etag_matches(header: str, generation: int) -> bool:
     return False
 
 
+def _nft_reader(dp: Dataplane) -> Callable[[str], list[dict[str, Any]]] | None:
+    """Reads the kernel table with the data plane's own ``nft`` command (None: it has none)."""
+    if not isinstance(dp, NftDataplane):
+        return None
+    argv, timeout = dp.argv, max(dp.timeout, 120.0)
+    return lambda table: read_table(argv, table, timeout)
+
+
 @dataclass
 class Stats:
     applies: int = 0
@@ -129,36 +153,114 @@ class AgentService:
         self.on_apply = on_apply
         self.lock = threading.RLock()
         self.vips: dict[IPAddress, VipRecord] = {}
+        #: (suffix, expiry floor) -> (reuse until (monotonic), flows per raw mark, the record
+        #: they were read for: any change of the VIP reads afresh)
+        self._count_cache: dict[tuple[str, int | None], tuple[float, Counter[int], VipRecord]] = {}
         self.stats = Stats()
 
     # ------------------------------------------------------------------ start / reconcile
 
+    #: Why the state file could not be used at start (None: it could); the agent reports
+    #: itself degraded until every VIP in ``unconfirmed`` has had a PUT or DELETE.
+    state_problem: str | None = None
+    unconfirmed: frozenset[IPAddress] = frozenset()
+    #: Reads the kernel table as ``nft -j list table`` objects (recovery); None = from the
+    #: data plane's ``nft`` command when it has one.
+    read_table: Callable[[str], list[dict[str, Any]]] | None = None
+
     def start(self) -> None:
-        """Load persisted state and make the kernel match it without flushing any flow map."""
+        """Load persisted state and make the kernel match it without flushing any flow map.
+
+        Without a usable state file (missing, damaged, checksum wrong) the kernel is the
+        truth: if its table holds VIPs, they are read back (lbauto.agent.recover) and left
+        exactly as they are; else the previous good copy of the state file is used. Either
+        way the agent reports itself degraded until ``apply`` has rewritten every VIP."""
         with self.lock:
-            self.vips = self.store.load()
+            loaded = self.store.read()
             kt = self.dp.kernel_table(self.spec.table)
-            self._apply(render_base(self.spec))
-            want = {suffix(a) for a in self.vips}
-            in_vmap = set(kt.vmap.values())
-            stale: list[str] = []
-            for sfx in sorted(kt.chains - want):
-                stale += render_remove_suffix(sfx, self.spec, sfx in in_vmap)
-            self._apply(stale)
-            recs = sorted(self.vips.values(), key=lambda r: addr_key(r.address))
-            for i in range(0, len(recs), RECONCILE_CHUNK):
-                cmds: list[str] = []
-                for r in recs[i : i + RECONCILE_CHUNK]:
-                    cmds += render_vip(r, self.spec)
-                self._apply(cmds)
-            log.info(
-                "reconciled %d VIP(s) into table netdev %s (%s, %d stale removed)",
-                len(recs),
-                self.spec.table,
-                "existing table kept" if kt.exists else "table created",
-                len(kt.chains - want),
-            )
+            if loaded.problem is not None and kt.vmap:
+                self._recover(loaded)
+            else:
+                self.vips = loaded.vips
+                self._reconcile(kt)
+                if loaded.problem is not None and not (loaded.missing and not loaded.from_previous):
+                    self._degraded(loaded, "restored from the previous copy of the state file"
+                                   if loaded.from_previous else "started with no VIPs")  # fmt: skip
         self.tick()
+
+    def _reconcile(self, kt: KernelTable) -> None:
+        """Make the kernel match ``self.vips``: stale VIPs removed, the rest updated in place."""
+        self._apply(render_base(self.spec) + render_meta_base(self.spec))
+        want = {suffix(a) for a in self.vips}
+        in_vmap = set(kt.vmap.values())
+        stale: list[str] = []
+        for sfx in sorted(kt.chains - want):
+            stale += render_remove_suffix(sfx, self.spec, sfx in in_vmap)
+            stale += render_meta_remove(address_of(sfx), self.spec)
+        self._apply(stale)
+        recs = sorted(self.vips.values(), key=lambda r: addr_key(r.address))
+        # metadata elements are rewritten only where they differ (a plain restart: none)
+        meta = read_meta(self.dp.argv, self.spec.table) if isinstance(self.dp, NftDataplane) else {}
+        for i in range(0, len(recs), RECONCILE_CHUNK):
+            cmds: list[str] = []
+            for r in recs[i : i + RECONCILE_CHUNK]:
+                cmds += render_vip(r, self.spec)
+                if meta.get(str(r.address)) != meta_comment(r):
+                    cmds += render_meta(r, self.spec)
+            self._apply(cmds)
+        log.info(
+            "reconciled %d VIP(s) into table netdev %s (%s, %d stale removed)",
+            len(recs),
+            self.spec.table,
+            "existing table kept" if kt.exists else "table created",
+            len(kt.chains - want),
+        )
+
+    def _recover(self, loaded: Loaded) -> None:
+        """Take the kernel's VIPs as they are (no VIP object is changed) and persist them."""
+        reader = self.read_table or _nft_reader(self.dp)
+        if reader is None:
+            raise StateError(f"{loaded.problem}; and the kernel table cannot be read back")
+        found = recover(reader(self.spec.table), self.spec, self.clock())
+        self.vips = dict(found.vips)
+        self._apply(render_base(self.spec) + render_meta_base(self.spec))
+        kept = self.store.quarantine()
+        self.store.save(self.vips)
+        how = f"recovered {len(found.vips)} VIP(s) from the kernel, untouched"
+        if found.guessed:
+            how += f" ({len(found.guessed)} without metadata: generation and mode guessed)"
+        if kept is not None:
+            how += f"; the unusable file was kept as {kept}"
+        self._degraded(loaded, how)
+
+    def _degraded(self, loaded: Loaded, how: str) -> None:
+        self.state_problem = f"{loaded.problem}: {how}"
+        self.unconfirmed = frozenset(self.vips)
+        log.error("%s; run `lbauto apply` to rewrite the agent's VIPs", self.state_problem)
+
+    def _confirmed(self, vip: IPAddress) -> None:
+        """A PUT or DELETE rewrote ``vip``: after all recovered VIPs, the agent is healthy."""
+        if self.state_problem is None:
+            return
+        self.unconfirmed = self.unconfirmed - {vip}
+        if not self.unconfirmed:
+            log.info("every recovered VIP has been rewritten: the agent is no longer degraded")
+            self.state_problem = None
+
+    def problems(self) -> list[str]:
+        """Why the agent is degraded (empty: it is not)."""
+        with self.lock:
+            if self.state_problem is None:
+                return []
+            out = [self.state_problem]
+            if self.unconfirmed:
+                first = ", ".join(str(a) for a in sorted(self.unconfirmed, key=addr_key)[:5])
+                more = "" if len(self.unconfirmed) <= 5 else ", ..."
+                out.append(
+                    f"{len(self.unconfirmed)} VIP(s) not yet rewritten by a PUT or DELETE "
+                    f"({first}{more}): run `lbauto apply`"
+                )
+            return out
 
     def _apply(self, cmds: Sequence[str]) -> None:
         if not cmds:
@@ -197,7 +299,7 @@ class AgentService:
             )
         drain = None
         if rec.drain:
-            per = self._per_mark(self.flows_of(rec))
+            per = self.open_per_mark(rec)
             drain = DrainOut(
                 dips=[str(d) for d in rec.drain.dips],
                 timeout=max(0.0, round(rec.drain.expires_at - now, 3)),
@@ -215,12 +317,52 @@ class AgentService:
             drain=drain,
         )
 
-    @staticmethod
-    def _per_mark(flows: Sequence[FlowEntry]) -> Counter[int]:
-        return Counter(f.mark for f in flows)
+    def open_per_mark(self, rec: VipRecord, active_within: float | None = None) -> Counter[int]:
+        """Open flows per DIP mark (counted in the kernel's listing, nothing decoded): a
+        connection that sent FIN or RST no longer holds a DIP."""
+        return Counter(
+            {m: n for m, n in self._raw_counts(rec, active_within).items() if not m & CLOSED}
+        )
+
+    def flow_counts(self, rec: VipRecord) -> Counter[int]:
+        """The VIP's flow entries per raw mark (:data:`CLOSED` set for closing ones)."""
+        return self._raw_counts(rec, None)
+
+    def _raw_counts(self, rec: VipRecord, active_within: float | None) -> Counter[int]:
+        """Flows per raw mark. A count that took ``t`` seconds to read is reused for ``2 t``:
+        the kernel dumps a set in 32 KB messages and restarts its walk for each, so a count
+        costs O(n^2) (about 1 s for 100,000 flows); polling drain waits then cost the agent at
+        most a third of a core, and small maps (milliseconds) are always read afresh."""
+        if not rec.flow_tracking:
+            return Counter()
+        floor = None
+        if active_within is not None:
+            floor = int((self.spec.flow_timeout - active_within) * 1000)
+        sfx = suffix(rec.address)
+        key = (sfx, floor)
+        now = time.monotonic()
+        hit = self._count_cache.get(key)
+        if hit is not None and hit[2] is rec and now < hit[0]:  # same record: no PUT since
+            return hit[1]
+        counts = self.dp.flow_counts(self.spec.table, sfx, floor)
+        took = time.monotonic() - now
+        until = now + 3 * took if took > COUNT_CACHE_MIN else 0.0
+        self._count_cache[key] = (until, counts, rec)
+        return counts
 
     def flows(self, vip: IPAddress, limit: int, active_within: float | None = None) -> FlowsOut:
         rec = self.get(vip)
+        if limit == 0:  # counts only (drain waits poll this): no entry is decoded
+            raw = self._raw_counts(rec, active_within)
+            names = {m: str(d) for d, m in rec.marks.items()}
+            return FlowsOut(
+                total=sum(raw.values()),
+                closing=sum(n for m, n in raw.items() if m & CLOSED),
+                per_dip=dict(
+                    sorted((names.get(m, f"mark:{m}"), n) for m, n in raw.items() if not m & CLOSED)
+                ),
+                entries=[],
+            )
         entries = self.flows_of(rec)
         if active_within is not None:
             # The kernel restarts an entry's timeout on every packet, so an entry that expires
@@ -228,9 +370,10 @@ class AgentService:
             floor = self.spec.flow_timeout - active_within
             entries = [e for e in entries if e.expires is None or e.expires >= floor]
         by_mark = {m: str(d) for d, m in rec.marks.items()}
-        per = Counter(by_mark.get(e.mark, f"mark:{e.mark}") for e in entries)
+        per = Counter(by_mark.get(e.mark, f"mark:{e.mark}") for e in entries if not e.closing)
         return FlowsOut(
             total=len(entries),
+            closing=sum(1 for e in entries if e.closing),
             per_dip=dict(sorted(per.items())),
             entries=[
                 FlowOut(
@@ -239,6 +382,7 @@ class AgentService:
                     vip_port=e.vip_port,
                     dip=by_mark.get(e.mark),
                     expires=e.expires,
+                    closing=e.closing,
                 )
                 for e in entries[:limit]
             ],
@@ -256,11 +400,13 @@ class AgentService:
             old = self.vips.get(vip)
             self._check_preconditions(vip, old, if_match, if_none_match)
             if old is not None and old.request == request:
+                self._confirmed(vip)
                 return old, False
             new = self._next_record(vip, old, body, request)
-            self._apply(render_update(old, new, self.spec))
+            self._apply(render_update(old, new, self.spec) + render_meta(new, self.spec))
             self.vips[vip] = new
             self.store.save(self.vips)
+            self._confirmed(vip)
             log.info(
                 "VIP %s: mode %s, %d DIP(s), tracking %s, generation %d",
                 vip,
@@ -323,9 +469,10 @@ class AgentService:
         with self.lock:
             old = self.get(vip)
             self._check_preconditions(vip, old, if_match, None)
-            self._apply(render_remove(vip, self.spec))
+            self._apply(render_remove(vip, self.spec) + render_meta_remove(vip, self.spec))
             del self.vips[vip]
             self.store.save(self.vips)
+            self._confirmed(vip)
             log.info("VIP %s removed", vip)
 
     # ------------------------------------------------------------------ timers
@@ -337,15 +484,21 @@ class AgentService:
         applied under it to records that did not change meanwhile (the others wait a tick)."""
         with self.lock:
             snapshot = dict(self.vips)
-        flows = {a: self.flows_of(r) for a, r in snapshot.items() if r.drain}
         now = self.clock()
+        # counts for every drain; the entries only where a drain timed out (they are cut)
+        per = {a: self.open_per_mark(r) for a, r in snapshot.items() if r.drain}
+        flows = {
+            a: self.flows_of(r)
+            for a, r in snapshot.items()
+            if r.drain and r.drain.expires_at <= now
+        }
         with self.lock:
             changed = False
             for vip in sorted(snapshot, key=addr_key):
                 rec = snapshot[vip]
                 if self.vips.get(vip) is not rec:
                     continue
-                new, cmds = self._tick_vip(rec, now, flows.get(vip, []))
+                new, cmds = self._tick_vip(rec, now, per.get(vip, Counter()), flows.get(vip, []))
                 if new is not rec:
                     self._apply(cmds + render_update(rec, new, self.spec))
                     self.vips[vip] = new
@@ -354,7 +507,7 @@ class AgentService:
                 self.store.save(self.vips)
 
     def _tick_vip(
-        self, rec: VipRecord, now: float, flows: Sequence[FlowEntry]
+        self, rec: VipRecord, now: float, per: Counter[int], flows: Sequence[FlowEntry]
     ) -> tuple[VipRecord, list[str]]:
         new = rec
         cmds: list[str] = []
@@ -362,7 +515,6 @@ class AgentService:
             log.info("VIP %s: transit pin to %s expired", rec.address, rec.transit.dip)
             new = replace(new, transit=None)
         if rec.drain:
-            per = self._per_mark(flows)
             timed_out = rec.drain.expires_at <= now
             keep = tuple(
                 d for d in rec.drain.dips if not timed_out and per.get(rec.marks.get(d, -1), 0)
@@ -371,8 +523,12 @@ class AgentService:
                 ended = set(rec.drain.dips) - set(keep)
                 gone = {rec.marks[d] for d in ended if d in rec.marks}
                 cut = [f for f in flows if f.mark in gone]
-                if cut:
-                    cmds.append(render_delete_flows(rec.address, self.spec, cut))
+                hints = [
+                    h
+                    for h in (self.dp.hints(self.spec.table, suffix(rec.address)) if cut else [])
+                    if h.raw_mark & ~CLOSED in gone
+                ]
+                cmds += render_delete_flows(rec.address, self.spec, cut, hints)
                 log.info(
                     "VIP %s: drain of %s ended (%s, %d flow(s) cut)",
                     rec.address,

@@ -7,6 +7,7 @@ stale flow entry can never point at a different DIP.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -15,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lbauto.errors import StateError
 from lbauto.core.model import IPAddress, Mode, addr_key
+from lbauto.errors import StateError
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,41 @@ def record_from_json(d: dict[str, Any]) -> VipRecord:
     )
 
 
-class StateStore:
-    """Reads and atomically rewrites the state file (write temp, fsync, rename)."""
+@dataclass(frozen=True)
+class Loaded:
+    """What :meth:`StateStore.read` found: the records of the first usable file (the state
+    file, else its previous copy), and why the state file itself could not be used."""
 
-    VERSION = 1
+    vips: dict[IPAddress, VipRecord]
+    #: None: the state file was read. Else why not (missing, checksum, JSON, ...).
+    problem: str | None = None
+    #: The records came from the previous good copy (the state file was unusable).
+    from_previous: bool = False
+    #: The state file did not exist (a first start, or it was removed).
+    missing: bool = False
+
+
+class StateStore:
+    """Reads and atomically rewrites the state file.
+
+    Format (version 2): a header line ``{"version": 2, "sha256": ..., "bytes": N}`` then the
+    body ``{"vips": [...]}``; the checksum covers the body, so a truncated or altered file is
+    detected. Each save writes a temporary file, fsyncs it, keeps the current file as
+    ``<name>.prev`` (a hard link, so a good file exists at every instant), renames the
+    temporary file over the state file and fsyncs the directory. Version 1 files (no header)
+    are still read."""
+
+    VERSION = 2
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.previous = path.with_name(path.name + ".prev")
+        self.quarantined = path.with_name(path.name + ".corrupt")
         # Serialised records by identity: records are immutable, so a save re-encodes only the
         # records that changed (with 1,000 VIPs, encoding all of them dominated an update).
         self._encoded: dict[IPAddress, tuple[VipRecord, str]] = {}
+        #: Only a file known to be good becomes the previous copy.
+        self._current_good = False
 
     def _encode(self, r: VipRecord) -> str:
         hit = self._encoded.get(r.address)
@@ -134,25 +160,73 @@ class StateStore:
         return text
 
     def load(self) -> dict[IPAddress, VipRecord]:
+        """The state file's records ({} if there is none); StateError if it is unusable."""
         if not self.path.exists():
             return {}
+        vips = self._parse(self.path)
+        self._current_good = True
+        return vips
+
+    def read(self) -> Loaded:
+        """Like :meth:`load`, but never fails on content: an unusable or missing state file
+        is reported in ``problem`` and the previous copy, if good, supplies the records."""
+        missing = not self.path.exists()
+        if missing:
+            problem = f"agent state file {self.path} is missing"
+        else:
+            try:
+                return Loaded(self.load())
+            except StateError as e:
+                problem = str(e)
         try:
-            doc = json.loads(self.path.read_text())
-            if doc.get("version") != self.VERSION:
-                raise ValueError(f"unsupported version {doc.get('version')!r}")
+            if self.previous.exists():
+                return Loaded(self._parse(self.previous), problem, True, missing)
+        except StateError as e:
+            problem += f"; its previous copy is unusable too ({e})"
+        return Loaded({}, problem, False, missing)
+
+    def _parse(self, path: Path) -> dict[IPAddress, VipRecord]:
+        try:
+            data = path.read_bytes()
+            head, sep, body = data.partition(b"\n")
+            header = json.loads(head) if sep else {}
+            if isinstance(header, dict) and header.get("version") == self.VERSION:
+                if header.get("bytes") != len(body):
+                    raise ValueError(f"{len(body)} bytes, the header says {header.get('bytes')}")
+                if hashlib.sha256(body).hexdigest() != header.get("sha256"):
+                    raise ValueError("checksum mismatch (the file was altered or damaged)")
+                doc = json.loads(body)
+            else:
+                doc = json.loads(data)
+                if not isinstance(doc, dict) or doc.get("version") != 1:
+                    raise ValueError("unsupported format or version")
             recs = [record_from_json(v) for v in doc["vips"]]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StateError(
-                f"agent state file {self.path} is unreadable ({e}); fix or move it away "
-                "(the agent then starts empty and removes kernel VIPs it does not know)"
-            ) from e
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else str(e)[:200]
+            raise StateError(f"agent state file {path} is unusable: {reason}") from e
         return {r.address: r for r in recs}
+
+    def quarantine(self) -> Path | None:
+        """Move an unusable state file aside (kept for the operator); its path, if any."""
+        if not self.path.exists():
+            return None
+        try:
+            os.replace(self.path, self.quarantined)
+        except OSError as e:
+            raise StateError(f"cannot move {self.path} aside: {e.strerror}") from e
+        self._current_good = False
+        return self.quarantined
 
     def save(self, vips: dict[IPAddress, VipRecord]) -> None:
         for gone in set(self._encoded) - set(vips):
             del self._encoded[gone]
         body = ",\n".join(self._encode(vips[a]) for a in sorted(vips, key=addr_key))
-        data = f'{{"version":{self.VERSION},"vips":[\n{body}\n]}}\n'.encode()
+        payload = f'{{"vips":[\n{body}\n]}}\n'.encode()
+        header = json.dumps(
+            {"version": self.VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
+             "bytes": len(payload)}
+        )  # fmt: skip
+        data = header.encode() + b"\n" + payload
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.path.parent)
@@ -161,9 +235,29 @@ class StateStore:
                     f.write(data)
                     f.flush()
                     os.fsync(f.fileno())
+                self._keep_previous()
                 os.replace(tmp, self.path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            _fsync_dir(self.path.parent)
         except OSError as e:
             raise StateError(f"cannot write agent state file {self.path}: {e.strerror}") from e
+        self._current_good = True
+
+    def _keep_previous(self) -> None:
+        """The current (good) file becomes the previous copy; the state file stays in place."""
+        if not self._current_good or not self.path.exists():
+            return
+        link = self.previous.with_name(self.previous.name + ".tmp")
+        link.unlink(missing_ok=True)
+        os.link(self.path, link)
+        os.replace(link, self.previous)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

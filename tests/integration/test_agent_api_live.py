@@ -22,7 +22,7 @@ BODY = {"mode": "single", "dips": ["198.51.100.21"], "flow_tracking": False}
 
 @pytest.fixture
 def net() -> Iterator[Net]:
-    with network(dips=1) as n:
+    with network(dips=1, prefix="ah") as n:
         yield n
 
 
@@ -31,8 +31,9 @@ def test_no_or_wrong_token_is_401_and_changes_nothing(net: Net, auth: str | None
     headers = {"Authorization": auth} if auth else {}
     kernel_before = net.nft("list", "table", "netdev", "lbauto")
     with httpx.Client(base_url=net.api, headers=headers, timeout=5) as h:
-        assert h.get("/v1/health").status_code == 200
+        assert h.get("/v1/health").json() == {"status": "ok"}  # no version, no VIP count
         assert h.get("/v1/vips").status_code == 401
+        assert h.get("/openapi.json").status_code == 401
         r = h.put(f"/v1/vips/{VIP}", json=BODY)
         assert r.status_code == 401
         assert r.headers["WWW-Authenticate"] == "Bearer"
@@ -51,8 +52,14 @@ def test_fuzzing_the_openapi_document_finds_no_server_error(net: Net) -> None:
     # one VIP exists, so GET/PUT/DELETE on it reach the data plane too
     with net.client() as c:
         c._http.put(f"/v1/vips/{VIP}", json=BODY).raise_for_status()
+    # the OpenAPI document needs the token too: fetch it, then fuzz from the file
+    schema = net.dir / "openapi.json"
+    with httpx.Client(base_url=net.api, timeout=5) as h:
+        assert h.get("/openapi.json").status_code == 401
+        h.headers["Authorization"] = f"Bearer {net.token}"
+        schema.write_bytes(h.get("/openapi.json").raise_for_status().content)
     p = subprocess.run(
-        [st, "run", f"{net.api}/openapi.json", "--checks", "not_a_server_error",
+        [st, "run", str(schema), "--url", net.api, "--checks", "not_a_server_error",
          "-H", f"Authorization: Bearer {net.token}", "--max-examples", "60",
          "--seed", "4242", "--request-timeout", "20", "--no-color"],
         capture_output=True,

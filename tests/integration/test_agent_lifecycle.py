@@ -18,7 +18,7 @@ VIP_A, VIP_B, VIP_C = "192.0.2.10", "192.0.2.11", "2001:db8:10::12"
 
 @pytest.fixture
 def net() -> Iterator[Net]:
-    with network(dips=3) as n:
+    with network(dips=3, prefix="ah") as n:
         yield n
 
 
