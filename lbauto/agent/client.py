@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
+from lbauto.agent.models import FlowsOut, VipOut
 from lbauto.agent.protocol import FlowCounts
 from lbauto.agent.token import read_token_env, read_token_file
 from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
@@ -22,22 +24,26 @@ from lbauto.errors import AgentError, ConfigError, ConflictError
 
 
 def vip_from_json(doc: Mapping[str, Any]) -> AgentVip:
-    """An AgentVip from the agent's JSON VIP document."""
-    t = doc.get("transit")
-    d = doc.get("drain")
+    """An AgentVip from the agent's VIP document, validated by the agent's own model."""
+    try:
+        out = VipOut.model_validate(doc)
+        return _vip(out)
+    except (ValidationError, ValueError) as exc:
+        raise AgentError(f"the agent answered an invalid VIP document: {exc}") from exc
+
+
+def _vip(out: VipOut) -> AgentVip:
+    t, d = out.transit, out.drain
     return AgentVip(
-        address=ipaddress.ip_address(doc["address"]),
-        mode=Mode(doc["mode"]),
-        dips=tuple(ipaddress.ip_address(x) for x in doc["dips"]),
-        flow_tracking=bool(doc["flow_tracking"]),
-        generation=int(doc["generation"]),
-        name=doc.get("name"),
-        transit=Transit(ipaddress.ip_address(t["dip"]), float(t["seconds"])) if t else None,
-        drain=(
-            Drain(tuple(ipaddress.ip_address(x) for x in d["dips"]), float(d["timeout"]))
-            if d
-            else None
-        ),
+        address=ipaddress.ip_address(out.address),
+        mode=out.mode,
+        dips=tuple(ipaddress.ip_address(x) for x in out.dips),
+        flow_tracking=out.flow_tracking,
+        generation=out.generation,
+        name=out.name,
+        transit=Transit(ipaddress.ip_address(t.dip), t.seconds) if t else None,
+        drain=Drain(tuple(ipaddress.ip_address(x) for x in d.dips), d.timeout) if d else None,
+        needs_resend=out.unconfirmed,
     )
 
 
@@ -210,10 +216,14 @@ class HttpAgentClient:
 
     def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts:
         query = "limit=0" + (f"&active_within={active_within:g}" if active_within else "")
-        doc = self._request("GET", f"/v1/vips/{address}/flows?{query}").json()
+        r = self._request("GET", f"/v1/vips/{address}/flows?{query}")
+        try:
+            doc = FlowsOut.model_validate_json(r.content)
+        except ValidationError as exc:
+            raise AgentError(f"the agent answered an invalid flows document: {exc}") from exc
         # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
-        per = {ipaddress.ip_address(k): int(v) for k, v in doc["per_dip"].items() if _is_ip(k)}
-        return FlowCounts(total=int(doc["total"]), per_dip=per)
+        per = {ipaddress.ip_address(k): v for k, v in doc.per_dip.items() if _is_ip(k)}
+        return FlowCounts(total=doc.total, per_dip=per)
 
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
         return self.flows(address, active_within=self.drain_idle).per_dip

@@ -85,6 +85,9 @@ class VipOut(BaseModel):
     generation: int
     transit: TransitOut | None = None
     drain: DrainOut | None = None
+    #: Recovered from the kernel after the state file was unusable and not yet rewritten by a
+    #: PUT: ``apply`` sends it again even where it matches the inventory.
+    unconfirmed: bool = False
 
 
 class VipList(BaseModel):

@@ -315,6 +315,7 @@ class AgentService:
             generation=rec.generation,
             transit=transit,
             drain=drain,
+            unconfirmed=rec.address in self.unconfirmed,
         )
 
     def open_per_mark(self, rec: VipRecord, active_within: float | None = None) -> Counter[int]:

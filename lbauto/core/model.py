@@ -221,6 +221,8 @@ class AgentVip:
     name: str | None = None
     transit: Transit | None = None  # a running transit pin (seconds = remaining)
     drain: Drain | None = None  # a running drain (timeout = remaining)
+    #: The agent recovered it after losing its state file: write it again even if it matches.
+    needs_resend: bool = False
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 from lbauto.core._index import (
     ChangeTable,
+    IndexCache,
     IntentCache,
     Objs,
     ObservedIndex,
@@ -53,7 +54,6 @@ from lbauto.core._index import (
     RouterWork,
     Scope,
     address_key,
-    index_router,
     observed_by_prefix,
     router_plan,
     router_work,
@@ -115,11 +115,12 @@ def _make_plan(
     hops = agent_next_hops(agents)
     desired = {address_key(v.address): v for v in inv.vips}
     agent_obs = _agent_observations(observed, agents)
-    router_obs = {r.name: index_router(observed, r) for r in routers}
+    indexes = IndexCache(observed)
+    router_obs = {r.name: indexes.get(r) for r in routers}
     scope = _scope(desired, agent_obs, router_obs, only)
     planned = [scope.desired[k] for k in scope.keys if k in scope.desired]
     intents = IntentCache(planned, agents)
-    fresh: dict[int, dict[int, tuple[Objs, Objs]]] = {}
+    fresh: dict[object, dict[int, tuple[Objs, Objs]]] = {}
     works = [router_work(r, router_obs[r.name], intents, scope, fresh) for r in routers]
     observed_at = observed_by_prefix(works)
     facts = [
@@ -316,6 +317,7 @@ def _agents_differ(
             or av.mode is not to.mode
             or set(av.dips) != dips
             or av.flow_tracking is not tracking
+            or av.needs_resend
             or (vip is not None and av.name is not None and av.name != vip.name)
         ):
             return True

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,17 +36,19 @@ from lbauto.orchestrate.ports import RouterPort
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
 DRAIN_POLL = 0.25
-#: Failpoints for crash tests, ``kill-<point>:N``: SIGKILL this process the N-th time (from 0,
-#: across the run) ``point`` is reached. Points: ``after-step`` (a step ended and was
-#: journalled) and ``before-confirm`` (every router of a push committed and verified, the
-#: commit journalled, nothing confirmed yet). Never set it in production.
-FAILPOINT_ENV = "LBAUTO_FAILPOINT"
+#: Crash tests' seam into a run, called with ``(point, N)`` the N-th time (from 0, across the
+#: run) a point is reached. Points: ``after-step`` (a step ended and was journalled) and
+#: ``before-confirm`` (every router of a push committed and verified, the commit journalled,
+#: nothing confirmed yet). Production never sets it; ``tests/failpoints.py`` does, in a
+#: process of its own that then runs the CLI.
+FailpointHook = Callable[[str, int], None]
+failpoint_hook: FailpointHook | None = None
 
 
 def failpoint(point: str, index: int) -> None:
-    """The one place crash tests reach into a run (see :data:`FAILPOINT_ENV`)."""
-    if os.environ.get(FAILPOINT_ENV, "") == f"kill-{point}:{index}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    """The one place crash tests reach into a run (see :data:`failpoint_hook`)."""
+    if failpoint_hook is not None:
+        failpoint_hook(point, index)
 
 
 def object_key(obj: OwnedObject) -> str:

@@ -140,6 +140,10 @@ def test_damaged_state_file_breaks_no_connection_and_recovers_every_vip(
         assert httpx.get(f"{net.api}/v1/health").json() == {"status": "degraded"}
         with net.client() as c:
             health = c.health()
+            # every recovered VIP carries the mark that makes `apply` send it again
+            assert {a for a, v in c.list_vips().items() if v.needs_resend} == {
+                addr(v) for v in before
+            }
         assert health["status"] == "degraded"
         assert (
             "state file" in health["problems"][0] and "recovered 4 VIP(s)" in health["problems"][0]
@@ -160,6 +164,7 @@ def test_damaged_state_file_breaks_no_connection_and_recovers_every_vip(
             c.delete_vip(addr(VIP_D))
             health = c.health()
             assert (health["status"], health["vips"], health["problems"]) == ("ok", 3, [])
+            assert not any(v.needs_resend for v in c.list_vips().values())
         conns.probe_for(0.5)
         conns6.probe_for(0.5)
         assert not conns.broken and not conns6.broken

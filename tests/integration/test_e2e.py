@@ -29,6 +29,10 @@ from lbauto.orchestrate.apply import ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.lock import apply_lock
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
+from tests import failpoints
+
+#: The repository root: ``python -m tests.failpoints`` runs from there.
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration]
 
@@ -489,17 +493,13 @@ def _web_generation(inv: Inventory) -> int | None:
         devices.close()
 
 
-def _lbauto(
-    lab: Lab, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lbauto", "--inventory", str(lab.inventory_dir), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+def _lbauto(lab: Lab, *args: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``lbauto ARGS`` in a process of its own; ``failpoint`` (``kill-<point>:<N>``) arms a
+    crash through tests/failpoints.py (production code has no such switch)."""
+    argv = ["--inventory", str(lab.inventory_dir), *args]
+    plain = [sys.executable, "-m", "lbauto", *argv]
+    cmd = failpoints.command(failpoint, *argv) if failpoint else plain
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
 @pytest.mark.slow
@@ -527,7 +527,7 @@ def test_sigkill_between_steps_then_apply_converges(
             "--yes",
             "--drain-timeout",
             "6",
-            env={"LBAUTO_FAILPOINT": f"kill-after-step:{boundary}"},
+            failpoint=f"kill-after-step:{boundary}",
         )
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         again = _lbauto(lab, "apply", "--yes", "--drain-timeout", "6")

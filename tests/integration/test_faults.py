@@ -34,7 +34,11 @@ from lbauto.orchestrate.apply import ScaleRequest, run_apply, run_scale
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
 from lbauto.push.drivers import open_driver
+from tests import failpoints
 from tests.integration.conftest import MakeLab
+
+#: The repository root: ``python -m tests.failpoints`` runs from there.
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration]
 
@@ -100,15 +104,28 @@ def converge(lab: Lab) -> None:
 
 
 def lbauto(
-    lab: Lab, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    lab: Lab,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    failpoint: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``lbauto ARGS`` in a process of its own; ``failpoint`` (``kill-<point>:<N>``) arms a
+    crash through tests/failpoints.py (production code has no such switch)."""
+    argv = ["--inventory", str(lab.inventory_dir), *args]
+    cmd = (
+        failpoints.command(failpoint, *argv)
+        if failpoint
+        else [sys.executable, "-m", "lbauto", *argv]
+    )
     return subprocess.run(
-        [sys.executable, "-m", "lbauto", "--inventory", str(lab.inventory_dir), *args],
+        cmd,
         check=False,
         capture_output=True,
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        cwd=REPO,
     )
 
 
@@ -222,7 +239,7 @@ def test_sigkill_between_commit_and_confirm_then_apply_confirms_it(fresh: Lab) -
     handle = traffic(lab, connections=40)
     try:
         set_dips(lab, "web", d)
-        killed = lbauto(lab, "apply", "--yes", env={"LBAUTO_FAILPOINT": "kill-before-confirm:0"})
+        killed = lbauto(lab, "apply", "--yes", failpoint="kill-before-confirm:0")
         assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
         pending = router_pending(lab)
         assert pending is not None, "the kill left no pending commit on the router"
@@ -263,7 +280,7 @@ def test_pending_commit_the_inventory_no_longer_wants_is_rolled_back(fresh: Lab)
         "--yes",
         "--drain-timeout",
         "1",
-        env={"LBAUTO_FAILPOINT": "kill-before-confirm:0"},
+        failpoint="kill-before-confirm:0",
     )
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     assert router_pending(lab) is not None
