@@ -25,10 +25,10 @@ from lbauto.errors import AgentError, PushError, StateError
 from lbauto.orchestrate.apply import Devices
 from lbauto.platforms.driver import NapalmDriver
 from lbauto.push.drivers import (
-    DEVICE_ERRORS,
     Opener,
     adopt_commit,
     describe,
+    device_errors,
     mask,
     open_driver,
 )
@@ -187,7 +187,7 @@ def resolve_pending(
             driver.confirm_commit()
         else:
             driver.rollback()
-    except DEVICE_ERRORS as exc:
+    except device_errors() as exc:
         when = (
             f" at {time.strftime('%H:%M:%SZ', time.gmtime(pending.deadline))}"
             if pending.deadline

@@ -14,11 +14,8 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
-
-from napalm.base.exceptions import ModuleImportError, NapalmException
-from netmiko.exceptions import NetmikoBaseException
-from paramiko.ssh_exception import SSHException
 
 from lbauto.core.model import Router
 from lbauto.errors import PushError
@@ -30,17 +27,19 @@ log = logging.getLogger("lbauto.push")
 #: Opens (and connects) a NAPALM driver for a router; injectable for tests and dry tooling.
 Opener = Callable[[Router], NapalmDriver]
 
-#: What a device, its transport or its NAPALM driver raise when the device or the network
-#: misbehaves: caught at the push boundary and reported per router. Anything else is a bug
-#: and keeps its traceback.
-DEVICE_ERRORS: tuple[type[BaseException], ...] = (
-    NapalmException,
-    NetmikoBaseException,
-    SSHException,
-    OSError,
-    EOFError,
-    TimeoutError,
-)
+
+@cache
+def device_errors() -> tuple[type[BaseException], ...]:
+    """What a device, its transport or its NAPALM driver raise when the device or the network
+    misbehaves: caught at the push boundary and reported per router. Anything else is a bug
+    and keeps its traceback. Imported on first use: importing napalm loads every driver it
+    ships (a third of a second), which commands that never reach a router should not pay."""
+    from napalm.base.exceptions import NapalmException
+    from netmiko.exceptions import NetmikoBaseException
+    from paramiko.ssh_exception import SSHException
+
+    return (NapalmException, NetmikoBaseException, SSHException, OSError, EOFError, TimeoutError)
+
 
 #: optional_args keys lbauto reads itself and never passes to a NAPALM driver.
 LBAUTO_OPTIONS = frozenset({"napalm_driver", "archive", "revert_in"})
@@ -124,6 +123,7 @@ def driver_args(router: Router) -> dict[str, Any]:
 def open_driver(router: Router, timeout: int = 60) -> NapalmDriver:
     """Open a connected NAPALM driver for ``router``; errors become :class:`PushError`."""
     from napalm import get_network_driver
+    from napalm.base.exceptions import ModuleImportError
 
     default = PLATFORMS[router.platform].napalm_driver
     name = str(router.optional_args.get("napalm_driver", default))
@@ -144,7 +144,7 @@ def open_driver(router: Router, timeout: int = 60) -> NapalmDriver:
             optional_args=driver_args(router),
         )
         driver.open()
-    except DEVICE_ERRORS as exc:
+    except device_errors() as exc:
         raise PushError(
             f"cannot connect to {router.hostname} with NAPALM driver {name!r}: "
             f"{mask(describe(exc), [password])}",

@@ -13,7 +13,7 @@ from lbauto.core.model import Inventory, ObservedRouter, PendingCommit, Router
 from lbauto.errors import LbautoError, StateError
 from lbauto.platforms import PLATFORMS, parse_owned
 from lbauto.platforms.driver import NapalmDriver
-from lbauto.push.drivers import DEVICE_ERRORS, Opener, describe, mask, open_driver
+from lbauto.push.drivers import Opener, describe, device_errors, mask, open_driver
 
 
 def running_config(driver: NapalmDriver, router: Router) -> str:
@@ -57,7 +57,7 @@ def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRout
     try:
         pending = pending_commit(driver)
         text = running_config(driver, router)
-    except DEVICE_ERRORS as exc:
+    except device_errors() as exc:
         raise StateError(
             f"cannot read the running config of router {router.name}: {mask(describe(exc))}"
         ) from exc

@@ -34,11 +34,11 @@ from lbauto.orchestrate.ports import BeforeConfirm
 from lbauto.platforms.driver import NapalmDriver
 from lbauto.platforms.render import render_changes
 from lbauto.push.drivers import (
-    DEVICE_ERRORS,
     Opener,
     adopt_commit,
     commit_ref,
     describe,
+    device_errors,
     mask,
     open_driver,
     revert_seconds,
@@ -48,8 +48,13 @@ from lbauto.push.verify import Expectation, verify
 log = logging.getLogger("lbauto.push")
 
 DEFAULT_REVERT_IN = 120
+
+
 #: Failures reported per router in the result; anything else is a bug and propagates.
-_EXPECTED: tuple[type[BaseException], ...] = (LbautoError, *DEVICE_ERRORS)
+def _expected() -> tuple[type[BaseException], ...]:
+    return (LbautoError, *device_errors())
+
+
 DEFAULT_VERIFY_TIMEOUT = 10.0
 
 
@@ -171,7 +176,7 @@ class _Session:
         if self.driver is not None:
             try:
                 self.driver.close()
-            except _EXPECTED as exc:  # a dead session must not hide the push outcome
+            except _expected() as exc:  # a dead session must not hide the push outcome
                 log.debug("%s: close failed: %s", self.name, mask(describe(exc)))
             self.driver = None
 
@@ -194,7 +199,7 @@ def _rollback(session: _Session, progress: _Progress, opener: Opener) -> str | N
     what = f"commit {res.commit_id}" if res.commit_id else "the commit"
     try:
         session.open_driver.rollback()
-    except _EXPECTED as first:
+    except _expected() as first:
         first_text = mask(describe(first))
         log.debug("%s: rollback failed, retrying over a new session: %s", session.name, first_text)
         session.close()
@@ -202,7 +207,7 @@ def _rollback(session: _Session, progress: _Progress, opener: Opener) -> str | N
             session.driver = opener(session.job.router)
             adopt_commit(session.driver, res.commit_id)
             session.driver.rollback()
-        except _EXPECTED as second:
+        except _expected() as second:
             res.undo = f"rollback of {what} failed"
             return mask(
                 f"rollback failed: {first_text}; over a new session too: {describe(second)}"
@@ -242,13 +247,13 @@ def _prepare(
         session.driver.commit_config(revert_in=seconds)
         res.committed, res.pending, res.status = True, seconds is not None, Status.CHANGED
         res.commit_id = commit_ref(session.driver)
-    except _EXPECTED as exc:
+    except _expected() as exc:
         _fail(session, "push failed", exc)
         return
     progress.stage(name, "verifying")
     try:
         problems = verify(session.driver, job.router.platform, job.expect, verify_timeout)
-    except _EXPECTED as exc:
+    except _expected() as exc:
         problems = [f"verification could not run: {describe(exc)}"]
     if problems:
         res.status = Status.FAILED
@@ -272,7 +277,7 @@ def _finish(session: _Session, any_failed: bool, progress: _Progress, opener: Op
             progress.stage(session.name, "confirming")
             session.open_driver.confirm_commit()
             res.pending = False
-    except _EXPECTED as exc:
+    except _expected() as exc:
         _fail(session, "confirm failed", exc)
     finally:
         res.seconds = time.monotonic() - session.started
@@ -457,7 +462,7 @@ class RouterFleet:
                 return f"{router.name}: verification could not run: {exc}"
             try:
                 problems = verify(driver, router.platform, expect, self.verify_timeout)
-            except _EXPECTED as exc:  # a device failure is a failed verification: undo
+            except _expected() as exc:  # a device failure is a failed verification: undo
                 problems = [f"verification could not run: {mask(describe(exc))}"]
             finally:
                 driver.close()

@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lbauto import __version__
-from lbauto.cli import main
+from lbauto.cli import app, main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"
 STATE = EXAMPLE / "state.json"
@@ -285,26 +285,36 @@ def test_example_pipelines_parse_and_run_only_commands_and_options_that_exist(
 
 
 def test_shell_completion_completes_commands_and_options(lbauto: Run) -> None:
-    """A real process: the shell calls the installed console script, whose name selects the
-    completion variable (_LBAUTO_COMPLETE)."""
+    """One real process: the shell calls the installed console script, whose name selects the
+    completion variable (_LBAUTO_COMPLETE); more words are completed in process (the same
+    click completion code, without an interpreter start each)."""
     script = Path(sys.executable).parent / "lbauto"
     if not script.exists():
         pytest.skip("the lbauto console script is not installed next to this python")
 
-    def complete(words: str) -> list[str]:
-        env = {
-            **os.environ,
+    def env(words: str) -> dict[str, str]:
+        return {
             "_LBAUTO_COMPLETE": "complete_bash",
             "COMP_WORDS": words,
             "COMP_CWORD": str(len(words.split()) - 1),
         }
-        res = subprocess.run(
-            [str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
-        )
-        assert res.returncode == 0, res.stderr
-        return res.stdout.split()
 
-    assert "plan" in complete("lbauto pl")
+    res = subprocess.run(
+        [str(script)],
+        env={**os.environ, **env("lbauto pl")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "plan" in res.stdout.split()
+
+    def complete(words: str) -> list[str]:
+        got = CliRunner().invoke(app, [], env=env(words), prog_name="lbauto")
+        assert got.exit_code == 0, got.output
+        return got.output.split()
+
     assert "--limit" in complete("lbauto plan --li")
     assert "--detailed-exitcode" in complete("lbauto plan --det")
     shown = lbauto("--show-completion", "bash")
