@@ -85,8 +85,10 @@ def measure(path: Path) -> dict[str, float]:
     from lbauto.core.model import ObservedState
     from lbauto.core.planner import make_plan
     from lbauto.inventory import load_inventory
+    from lbauto.cli import tune_gc
     from lbauto.platforms.render import render_changes, render_config
 
+    tune_gc()  # what the `lbauto` process does before it plans (the library never does)
     t0 = time.perf_counter()
     inv = load_inventory(path)
     t1 = time.perf_counter()
