@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from lbauto.agent.dataplane import (
@@ -131,12 +131,6 @@ def _nft_reader(dp: Dataplane) -> Callable[[str], list[dict[str, Any]]] | None:
     return lambda table: read_table(argv, table, timeout)
 
 
-@dataclass
-class Stats:
-    applies: int = 0
-    last_apply_seconds: float = 0.0
-
-
 class AgentService:
     def __init__(
         self,
@@ -156,7 +150,6 @@ class AgentService:
         #: (suffix, expiry floor) -> (reuse until (monotonic), flows per raw mark, the record
         #: they were read for: any change of the VIP reads afresh)
         self._count_cache: dict[tuple[str, int | None], tuple[float, Counter[int], VipRecord]] = {}
-        self.stats = Stats()
 
     # ------------------------------------------------------------------ start / reconcile
 
@@ -268,8 +261,6 @@ class AgentService:
         t0 = time.perf_counter()
         self.dp.apply(cmds)
         dt = time.perf_counter() - t0
-        self.stats.applies += 1
-        self.stats.last_apply_seconds = dt
         if self.on_apply:
             self.on_apply(dt)
 

@@ -304,23 +304,24 @@ def push_doc(result: PushResult, skipped: Sequence[str] = ()) -> dict[str, Any]:
     }
 
 
-def result_table(result: PushResult) -> Table:
-    """The push result as a rich table (kept for callers that compose their own output)."""
-    title = "push (dry run: nothing changed)" if result.dry_run else "push"
-    table = Table(title=title)
-    for col in ("router", "platform", "result", "diff lines", "seconds", "error"):
-        table.add_column(col, justify="right" if col in ("diff lines", "seconds") else "left")
+_PUSH_HEADERS = ("router", "platform", "result", "diff lines", "seconds", "error")
+
+
+def _push_rows(result: PushResult) -> list[list[Cell]]:
+    rows: list[list[Cell]] = []
     for r in result.results:
         status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
-        table.add_row(
-            r.router,
-            r.platform,
-            Text(str(status), style=_STYLE[r.status]),
-            str(r.diff_lines),
-            f"{r.seconds:.2f}",
-            r.error or "",
+        rows.append(
+            [
+                r.router,
+                r.platform,
+                Text(str(status), style=_STYLE[r.status]),
+                str(r.diff_lines),
+                f"{r.seconds:.2f}",
+                r.error or "",
+            ]
         )
-    return table
+    return rows
 
 
 def print_result(
@@ -335,21 +336,7 @@ def print_result(
                     style = {"+": "green", "-": "red"}.get(line[:1], "")
                     console.print(Text(line, style=style))
     title = "push (dry run: nothing changed)" if result.dry_run else "push"
-    rows: list[list[Cell]] = []
-    for r in result.results:
-        status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
-        rows.append(
-            [
-                r.router,
-                r.platform,
-                Text(str(status), style=_STYLE[r.status]),
-                str(r.diff_lines),
-                f"{r.seconds:.2f}",
-                r.error or "",
-            ]
-        )
-    headers = ("router", "platform", "result", "diff lines", "seconds", "error")
-    print_table(console, title, headers, rows, right=("diff lines", "seconds"))
+    print_table(console, title, _PUSH_HEADERS, _push_rows(result), right=("diff lines", "seconds"))
     if skipped:
         console.print(Text(f"skipped by --limit: {', '.join(skipped)}", style="dim"))
 
