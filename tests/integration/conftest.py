@@ -37,9 +37,12 @@ def in_ci() -> bool:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """In CI, an integration test that skips (a prerequisite is missing) fails instead."""
+    """In CI, an integration test that skips (a prerequisite is missing) fails instead. Tests
+    marked ``documented_skips`` may skip for the reasons they document (NAPALM's conformance
+    suite skips the getters FRR has no data for); their prerequisites still fail."""
     report = yield
-    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+    allowed = item.get_closest_marker("documented_skips") is not None and call.when == "call"
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail") and not allowed:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"CI=true: integration tests must run, not skip: {reason}"
