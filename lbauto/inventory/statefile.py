@@ -39,9 +39,11 @@ when unset) and ``state_from_json(state_to_json(s), ...) == s`` for every state.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -49,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, mod
 from pydantic_core import PydanticCustomError
 
 from lbauto.core.model import (
+    MAX_TAG,
     AgentVip,
     Drain,
     IPAddress,
@@ -64,7 +67,7 @@ from lbauto.core.model import (
     addr_key,
 )
 from lbauto.errors import StateError
-from lbauto.inventory.schema import INTERFACE_RE, MAX_TAG, NAME_RE
+from lbauto.inventory.schema import INTERFACE_RE, NAME_RE
 
 __all__ = ["load_state", "state_from_json", "state_to_json"]
 
@@ -98,8 +101,23 @@ def state_to_json(state: ObservedState) -> dict[str, Any]:
             name: {"vips": [_vip_to_json(vips[a]) for a in sorted(vips, key=addr_key)]}
             for name, vips in state.agents.items()
         },
-        "routers": {name: _router_to_json(r) for name, r in state.routers.items()},
+        "routers": _routers_to_json(state.routers),
     }
+
+
+def _routers_to_json(routers: Mapping[str, ObservedRouter]) -> dict[str, dict[str, Any]]:
+    # Routers of one profile share one object set (the reader gives them one): sort it once.
+    # Each router still gets lists and dicts of its own (callers may edit the document).
+    done: dict[int, tuple[frozenset[OwnedObject], dict[str, list[dict[str, Any]]]]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, router in routers.items():
+        cached = done.get(id(router.objects))
+        if cached is None:
+            cached = done[id(router.objects)] = (router.objects, _router_to_json(router))
+            out[name] = cached[1]
+        else:
+            out[name] = {kind: [dict(item) for item in items] for kind, items in cached[1].items()}
+    return out
 
 
 def _vip_to_json(vip: AgentVip) -> dict[str, Any]:
@@ -124,7 +142,7 @@ def _net_key(net: IPNetwork) -> tuple[int, int, int]:
     return (net.version, int(net.network_address), net.prefixlen)
 
 
-def _router_to_json(router: ObservedRouter) -> dict[str, Any]:
+def _router_to_json(router: ObservedRouter) -> dict[str, list[dict[str, Any]]]:
     routes = sorted(
         (o for o in router.objects if isinstance(o, StaticRoute)),
         key=lambda r: (_net_key(r.prefix), addr_key(r.next_hop), r.distance, r.tag),
@@ -181,13 +199,17 @@ def _prefix(value: Any) -> IPNetwork:
     _fail(f"{value!r} is not a prefix such as 192.0.2.10/32")
 
 
-def _integer(low: int, high: int) -> PlainValidator:
+def _int_check(low: int, high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
             return value
         _fail(f"expected an integer from {low} to {high}, got {_kind(value)}")
 
-    return PlainValidator(check)
+    return check
+
+
+def _integer(low: int, high: int) -> PlainValidator:
+    return PlainValidator(_int_check(low, high))
 
 
 def _seconds(value: Any) -> float:
@@ -358,9 +380,12 @@ def state_from_json(data: object, source: str) -> ObservedState:
 
     A valid document takes the fast reader (:class:`_FastReader`); anything it does not accept
     is validated by the pydantic models, which name every problem. Both give equal states."""
+    fast: tuple[dict[str, list[AgentVip]], dict[str, ObservedRouter]] | None
     try:
         fast = _FastReader().read(data)
-    except PydanticCustomError:
+    except (PydanticCustomError, KeyError, TypeError):
+        # Not for the fast reader (or a key missing, or an unhashable value where a string
+        # belongs): the models validate and name the problems, if any.
         fast = None
     if fast is not None:
         agent_vips, routers = fast
@@ -434,7 +459,6 @@ _STATE_KEYS = frozenset(("agents", "routers"))
 _VIP_KEYS = frozenset(_VipDoc.model_fields)
 _VIP_REQUIRED = frozenset(("address", "mode", "dips", "flow_tracking"))
 _ROUTER_KEYS = frozenset(("routes", "pbr", "bindings"))
-_ROUTE_KEYS = frozenset(("prefix", "next_hop", "distance", "tag"))
 _PBR_KEYS = frozenset(("seq", "prefix", "next_hop"))
 #: Most objects a router may differ by from an already built router to share its set.
 _SHARE_LIMIT = 0.25
@@ -472,9 +496,7 @@ class _FastReader:
         self._by_content: dict[tuple[tuple[Any, ...], ...], frozenset[OwnedObject]] = {}
         self._bases: list[tuple[set[tuple[Any, ...]], frozenset[OwnedObject]]] = []
 
-    def read(
-        self, data: object
-    ) -> tuple[dict[str, list[AgentVip]], dict[str, ObservedRouter]] | None:
+    def read(self, data: object) -> tuple[dict[str, list[AgentVip]], dict[str, ObservedRouter]]:
         _need(type(data) is dict)
         assert isinstance(data, dict)
         _need(data.keys() <= _STATE_KEYS)
@@ -557,41 +579,44 @@ class _FastReader:
         _need(type(doc) is dict)
         assert isinstance(doc, dict)
         _need(doc.keys() <= _ROUTER_KEYS)
-        keys: list[tuple[Any, ...]] = []
-        for kind, fields, make in (
-            ("routes", _ROUTE_KEYS, self._route),
-            ("pbr", _PBR_KEYS, self._rule),
-            ("bindings", None, self._binding),
-        ):
+        routes = doc.get("routes", [])
+        _need(type(routes) is list)
+        # Routes are most of a fleet's state: read their values in C (map, itemgetter), and
+        # validate only values not seen before. A route dict has exactly the four keys when it
+        # has four keys and itemgetter finds them all (KeyError otherwise: the models report).
+        _need(not routes or (set(map(type, routes)) == {dict} and set(map(len, routes)) == {4}))
+        route_keys = list(map(_ROUTE_VALUES, routes))
+        # Only str and int values: then equal keys are equal JSON values (no true == 1).
+        _need(set(map(type, itertools.chain.from_iterable(route_keys))) <= {str, int})
+        other_keys: list[tuple[Any, ...]] = []
+        for kind, make in (("pbr", self._rule), ("bindings", self._binding)):
             items = doc.get(kind, [])
             _need(type(items) is list)
             for item in items:
                 _need(type(item) is dict)
-                key = make(item) if fields is None or item.keys() == fields else None
-                _need(key is not None)
-                assert key is not None
-                keys.append(key)
-        content = tuple(keys)
+                other_keys.append(make(item))
+        content = (tuple(route_keys), tuple(other_keys))
         found = self._by_content.get(content)
         if found is None:
-            found = self._by_content[content] = self._share(keys)
+            for key in itertools.filterfalse(self._objects.__contains__, route_keys):
+                self._objects[key] = self._route(key)
+            found = self._by_content[content] = self._share([*route_keys, *other_keys])
         return found
 
-    def _route(self, item: dict[str, Any]) -> tuple[Any, ...]:
-        distance, tag = item["distance"], item["tag"]
+    def _route(self, key: tuple[Any, ...]) -> StaticRoute:
+        prefix_text, next_hop_text, distance, tag = key
+        prefix, next_hop = self._prefix(prefix_text), self._address(next_hop_text)
         _need(type(distance) is int and type(tag) is int)
-        key = ("r", item["prefix"], item["next_hop"], distance, tag)
-        if key not in self._objects:
-            prefix, next_hop = self._prefix(item["prefix"]), self._address(item["next_hop"])
-            _DISTANCE(distance)
-            _TAG(tag)
-            _need(prefix.version == next_hop.version)
-            self._objects[key] = StaticRoute(prefix, next_hop, distance, tag)
-        return key
+        _DISTANCE(distance)
+        _TAG(tag)
+        _need(prefix.version == next_hop.version)
+        return StaticRoute(prefix, next_hop, distance, tag)
 
     def _rule(self, item: dict[str, Any]) -> tuple[Any, ...]:
         seq = item["seq"]
         _need(type(seq) is int)
+        _need(type(item["prefix"]) is str and type(item["next_hop"]) is str)
+        _need(item.keys() == _PBR_KEYS)
         key = ("p", seq, item["prefix"], item["next_hop"])
         if key not in self._objects:
             prefix, next_hop = self._prefix(item["prefix"]), self._address(item["next_hop"])
@@ -603,7 +628,7 @@ class _FastReader:
     def _binding(self, item: dict[str, Any]) -> tuple[Any, ...]:
         _need(item.keys() <= {"interface", "version"} and "interface" in item)
         version = item.get("version", 4)
-        _need(type(version) is int)
+        _need(type(version) is int and type(item["interface"]) is str)
         key = ("b", item["interface"], version)
         if key not in self._objects:
             self._objects[key] = PbrBinding(_interface(item["interface"]), _version(version))
@@ -625,6 +650,7 @@ class _FastReader:
         return built
 
 
-_GENERATION = _integer(0, 2**63 - 1).func
-_DISTANCE = _integer(1, 255).func
-_TAG = _integer(1, MAX_TAG).func
+_ROUTE_VALUES = operator.itemgetter("prefix", "next_hop", "distance", "tag")
+_GENERATION = _int_check(0, 2**63 - 1)
+_DISTANCE = _int_check(1, 255)
+_TAG = _int_check(1, MAX_TAG)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lbauto.core.model import OwnedObject
@@ -23,6 +23,10 @@ Parser = Callable[[str, "Found"], None]
 PbrVerifier = Callable[
     ["NapalmDriver", Sequence["OwnedObject"], Sequence["OwnedObject"]], list[str]
 ]
+#: Reads every static route of the given IP versions in one table read per version:
+#: (driver, versions) -> prefix (``str(ip_network)``) -> entries in NAPALM ``get_route_to``'s
+#: form (``protocol``, ``next_hop``, ``preference``, ``current_active``).
+StaticReader = Callable[["NapalmDriver", Sequence[int]], dict[str, list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,6 @@ class PlatformSpec:
     default_distance: int = 1
     #: Live check of PBR objects; None: the platform's PBR state is not verified.
     verify_pbr: PbrVerifier | None = None
+    #: Batched read of the static routes verification checks (one read per router and
+    #: version); None: NAPALM's ``get_route_to`` once per prefix.
+    static_routes: StaticReader | None = None

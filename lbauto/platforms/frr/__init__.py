@@ -3,7 +3,7 @@ number of seconds. pbrd's ``pbr-map NAME seq N`` accepts 1..700; one map holds b
 and an interface takes a single ``pbr-policy`` (checked on FRR 8.4)."""
 
 from lbauto.platforms.frr.parser import parse
-from lbauto.platforms.frr.verify import verify_pbr
+from lbauto.platforms.frr.verify import static_routes, verify_pbr
 from lbauto.platforms.spec import PlatformSpec
 
 SPEC = PlatformSpec(
@@ -16,4 +16,5 @@ SPEC = PlatformSpec(
     max_pbr_seq=700,
     binding_per_family=False,
     verify_pbr=verify_pbr,
+    static_routes=static_routes,
 )
