@@ -81,11 +81,11 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
 
 
 def measure(path: Path) -> dict[str, float]:
+    from lbauto.cli import tune_gc
     from lbauto.core.intent import desired_objects
     from lbauto.core.model import ObservedState
     from lbauto.core.planner import make_plan
     from lbauto.inventory import load_inventory
-    from lbauto.cli import tune_gc
     from lbauto.platforms.render import render_changes, render_config
 
     tune_gc()  # what the `lbauto` process does before it plans (the library never does)
