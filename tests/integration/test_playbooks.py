@@ -184,7 +184,7 @@ def test_scale_down_to_a_single_dip_under_traffic(lab: Lab) -> None:
     assert f"changed: [{LAB}] => web bypass-enable" in res.stdout, res.stdout
     assert report.counts.broken == 0, summary(report)
     assert report.counts.new_failed == 0, summary(report)
-    assert report.counts.closed_lifetime > 100  # connections really came and went
+    assert report.counts.closed_lifetime >= 100  # every first connection lived out its lifetime
     assert p1 == p0, f"the agent still forwards web: {p1 - p0} packets in 1.5 s"
     assert flows0 == flows1 == 0
 
