@@ -11,8 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,43 +19,19 @@ import yaml
 from typer.testing import CliRunner
 
 from lbauto import __version__
-from lbauto.cli import app, main
+from lbauto.cli import app
+from tests.unit.conftest import CliResult, run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "inventories" / "example"
 STATE = EXAMPLE / "state.json"
 
 
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_lbauto(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
-    """``lbauto ARGS`` in this process through the real entry point (``main``), with typer's
-    CliRunner isolation (its own stdin/stdout/stderr and, optionally, environment)."""
-    argv = sys.argv
-    with CliRunner().isolation(env=dict(env or {})) as (out, err, _):
-        sys.argv = ["lbauto", *args]
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            sys.argv = argv
-            sys.stdout.flush()
-            sys.stderr.flush()
-        return Result(code, out.getvalue().decode(), err.getvalue().decode())
-
-
-Run = Callable[..., Result]
+Run = Callable[..., CliResult]
 
 
 @pytest.fixture
 def lbauto() -> Run:
-    return run_lbauto
+    return run_cli
 
 
 COMMANDS = ("validate", "plan", "render", "status", "push", "apply", "show", "scale vip")
