@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_cli_exitcodes import EXAMPLE, STATE, run_lbauto
+from tests.unit.conftest import run_cli as run_lbauto
+from tests.unit.test_cli_exitcodes import EXAMPLE, STATE
 
 ADDRESS = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b2001:db8[0-9a-f:]*")
 COLOR = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7]|38;[0-9;]+)m")

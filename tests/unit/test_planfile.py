@@ -23,8 +23,9 @@ from lbauto.orchestrate.planfile import (
     state_changes,
     state_digest,
 )
+from tests.unit.conftest import run_cli as run_lbauto
 from tests.unit.fakes import FakeAgent, FakeRouters
-from tests.unit.test_cli_exitcodes import EXAMPLE, STATE, run_lbauto
+from tests.unit.test_cli_exitcodes import EXAMPLE, STATE
 
 SECRET = "s3cret-Value-never-printed"
 
