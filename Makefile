@@ -2,6 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LBAUTO := $(VENV)/bin/lbauto
+# Some shells and CI images set PYTHONDONTWRITEBYTECODE=1. The tests start hundreds of Python
+# processes and pytest rewrites every test module: without cached bytecode each one compiles
+# lbauto (and the test modules) from source again, about 4 s of the unit tier's CPU alone.
+export PYTHONDONTWRITEBYTECODE :=
+# The unit tier on every core (pytest-xdist; its tests share nothing). The integration tier
+# runs alone: its labs share the host's namespaces, ports and CPU-sensitive timings.
+UNIT_PARALLEL ?= -n auto --dist worksteal
 
 .PHONY: bootstrap demo test test-fast lint bench clean
 
@@ -18,13 +25,13 @@ demo: bootstrap
 # and the integration tests (real traffic, timers) run untraced, at full speed. The floor is
 # [tool.coverage.report] fail_under in pyproject.toml (pytest-cov reads it).
 test: bootstrap lint
-	$(PY) -m pytest tests/unit -q --cov --cov-report=term
+	$(PY) -m pytest tests/unit -q $(UNIT_PARALLEL) --cov --cov-report=term
 	$(PY) -m pytest tests/integration -q
 
 ## test-fast: the unit tier only (no root, about 40 s of CPU); no coverage: tracing takes
 ## about three times the CPU, and this is the loop you run while editing
 test-fast: bootstrap
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q $(UNIT_PARALLEL)
 
 ## lint: ruff, ruff format, mypy --strict over lbauto, napalm_frr, tests and bench
 lint: bootstrap

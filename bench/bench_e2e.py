@@ -10,6 +10,10 @@ Prints:
 - A batch of 100 VIP transitions in one ``apply``: 100 creates (3 DIPs), 100 bypass-enables
   (3 -> 1 DIP), 100 bypass-disables (1 -> 3 DIPs), 100 deletes; total time, rounds, commits
   per router.
+- CPU seconds of each part per call (the machine is shared, so wall times swing with the load;
+  CPU time does not): lbauto (this process, ``resource.getrusage``), the router and the agent
+  (every process in their namespaces, ``/proc/<pid>/stat``: sshd with the shells, vtysh and
+  frr-reload it ran, the FRR daemons; the agent with the nft it ran).
 - A markdown table of the figures for docs/benchmarks.md.
 
     .venv/bin/python bench/bench_e2e.py [--runs 20] [--batch 100] [--keep]
@@ -29,6 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cpu_split import own_cpu, router_cpu  # the bench/ directory is the script's path
 
 from lbauto.core.model import ObservedState
 from lbauto.core.plan import Plan, PlanOptions
@@ -164,10 +170,33 @@ def prepare(lab: Lab) -> None:
     set_dips(lab, "web", [str(d.address) for d in lab.dips])
     out = converge(lab)
     if out.converged is False:
-        raise SystemExit(f"lab {LAB} does not converge: {out.remaining}")
+        raise SystemExit(f"lab {lab.spec.name} does not converge: {out.remaining}")
 
 
 # ------------------------------------------------------------------ scale latency
+
+
+@dataclass
+class Cpu:
+    """CPU seconds of lbauto, the routers and the agents, from :meth:`Cpu.now` to
+    :meth:`Cpu.since`."""
+
+    lbauto: float = 0.0
+    routers: float = 0.0
+    agents: float = 0.0
+
+    @classmethod
+    def now(cls, lab: Lab) -> Cpu:
+        return cls(
+            own_cpu(),
+            router_cpu({r.netns for r in lab.routers}),
+            router_cpu({a.netns for a in lab.agents}),
+        )
+
+    def since(self, lab: Lab) -> Cpu:
+        time.sleep(0.05)  # the closed SSH sessions' processes are reaped into sshd's counters
+        end = Cpu.now(lab)
+        return Cpu(end.lbauto - self.lbauto, end.routers - self.routers, end.agents - self.agents)
 
 
 @dataclass
@@ -175,9 +204,11 @@ class ScaleRun:
     kind: str
     setup: float  # load inventory + build devices, before the call
     timeline: Timeline
+    cpu: Cpu = field(default_factory=Cpu)
 
 
 def one_scale(lab: Lab, kind: str, dips: Sequence[str]) -> ScaleRun:
+    cpu = Cpu.now(lab)
     s0 = time.perf_counter()
     inv = load_inventory(lab.inventory_dir)
     devices = live_devices(inv)
@@ -196,10 +227,11 @@ def one_scale(lab: Lab, kind: str, dips: Sequence[str]) -> ScaleRun:
     finally:
         tl.total = tl.now()
         devices.close()
+    used = cpu.since(lab)
     kinds = [t.kind.value for t in out.plan.transitions if t.vip == "web"]
     if kinds != [kind] or not out.converged or tl.verified_at is None:
         raise SystemExit(f"unexpected {kind} run: kinds={kinds} converged={out.converged}")
-    return ScaleRun(kind, setup, tl)
+    return ScaleRun(kind, setup, tl, used)
 
 
 def bench_scale(lab: Lab, runs: int) -> list[ScaleRun]:
@@ -211,7 +243,8 @@ def bench_scale(lab: Lab, runs: int) -> list[ScaleRun]:
         e, d = results[-2].timeline, results[-1].timeline
         print(
             f"  run {i + 1:>2}: enable {e.total:.3f} s (verified {e.verified_at:.3f} s)"
-            f"  disable {d.total:.3f} s (verified {d.verified_at:.3f} s)",
+            f"  disable {d.total:.3f} s (verified {d.verified_at:.3f} s)"
+            f"  load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     return results
@@ -230,6 +263,7 @@ class BatchResult:
     commits: dict[str, int]
     converged: bool | None
     breakdown: dict[str, tuple[float, float]]
+    cpu: Cpu = field(default_factory=Cpu)
 
 
 def batch_addresses(n: int) -> list[str]:
@@ -248,6 +282,7 @@ def batch_block(addrs: Sequence[str], dips: Sequence[Sequence[str]]) -> str:
 
 
 def one_apply(lab: Lab, what: str) -> BatchResult:
+    cpu = Cpu.now(lab)
     inv = load_inventory(lab.inventory_dir)
     devices = live_devices(inv)
     tl = Timeline()
@@ -277,6 +312,7 @@ def one_apply(lab: Lab, what: str) -> BatchResult:
         commits=dict(ex.router_commits) if ex else {},
         converged=out.converged,
         breakdown=batch_breakdown(tl),
+        cpu=cpu.since(lab),
     )
 
 
@@ -357,6 +393,13 @@ def report_scale(results: list[ScaleRun]) -> list[str]:
         print(f"  call -> router.verify end : {' / '.join(ms(x) for x in verified)}")
         print(f"  whole run_scale           : {' / '.join(ms(x) for x in total)}")
         print(f"  before the call (load inventory, build devices): {ms(setup[0])} p50")
+        own = statistics.median(r.cpu.lbauto for r in rs)
+        router = statistics.median(r.cpu.routers for r in rs)
+        agent = statistics.median(r.cpu.agents for r in rs)
+        print(
+            f"  CPU per call (p50): lbauto {ms(own)}, router {ms(router)}, agent {ms(agent)}; "
+            f"sum {ms(own + router + agent)}"
+        )
         print("  breakdown (p50 per phase; phases in order):")
         phases: dict[str, list[float]] = {}
         for r in rs:
@@ -372,6 +415,12 @@ def report_scale(results: list[ScaleRun]) -> list[str]:
             f"| `scale vip` {kind}: whole call (incl. convergence check) | "
             f"{ms(total[0])} | {ms(total[1])} | {ms(total[2])} |"
         )
+        for part in ("lbauto", "routers", "agents"):
+            c50, c90, cmax = pct([getattr(r.cpu, part) for r in rs])
+            rows.append(
+                f"| `scale vip` {kind}: CPU of {part} per call (includes the inventory load) | "
+                f"{ms(c50)} | {ms(c90)} | {ms(cmax)} |"
+            )
     return rows
 
 
@@ -380,7 +429,9 @@ def report_batch(results: list[BatchResult]) -> list[str]:
     for b in results:
         print(
             f"\n{b.what}: {b.seconds:.2f} s, {b.transitions} transitions {b.kinds}, "
-            f"{b.rounds} rounds, commits per router {b.commits}, converged {b.converged}"
+            f"{b.rounds} rounds, commits per router {b.commits}, converged {b.converged}; "
+            f"CPU lbauto {b.cpu.lbauto:.2f} s, router {b.cpu.routers:.2f} s, "
+            f"agent {b.cpu.agents:.2f} s"
         )
         print(f"    {'phase':<40} {'wall':>8} {'device calls':>13}")
         for p, (wall, device) in b.breakdown.items():
@@ -388,7 +439,8 @@ def report_batch(results: list[BatchResult]) -> list[str]:
         commits = ", ".join(f"{r}: {c}" for r, c in sorted(b.commits.items())) or "none"
         rows.append(
             f"| {b.what} in one `apply` | {b.seconds:.2f} s | {b.rounds} | {commits} |"
-            f" {'yes' if b.converged else 'no'} |"
+            f" {'yes' if b.converged else 'no'} | {b.cpu.lbauto:.2f} / {b.cpu.routers:.2f} / "
+            f"{b.cpu.agents:.2f} |"
         )
     return rows
 
@@ -397,15 +449,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="scale runs per direction (20)")
     ap.add_argument("--batch", type=int, default=100, help="VIPs in the batch apply (100)")
-    ap.add_argument("--keep", action="store_true", help=f"keep lab {LAB} up at the end")
+    ap.add_argument("--keep", action="store_true", help="keep the lab up at the end")
+    ap.add_argument("--lab", default=LAB, help=f"lab name ({LAB}; 1-8 lowercase characters)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the lab uses network namespaces")
     started = time.perf_counter()
     try:
-        lab = Lab.up(LabSpec(name=LAB, start_agents=True))
+        lab = Lab.up(LabSpec(name=args.lab, start_agents=True))
         prepare(lab)
-        print(f"lab {LAB}: 1 router (FRR over SSH), 1 agent, 3 DIPs; load {os.getloadavg()}")
+        print(f"lab {args.lab}: 1 router (FRR over SSH), 1 agent, 3 DIPs; load {os.getloadavg()}")
         print(f"\nscale vip web 3 -> 1 -> 3, {args.runs} runs each:")
         scale = bench_scale(lab, args.runs)
         print(f"\nbatch of {args.batch} VIPs:")
@@ -415,15 +468,18 @@ def main() -> None:
         batch_rows = report_batch(batch)
     finally:
         if not args.keep:
-            down(LAB)
+            down(args.lab)
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"benchmark wall time: {time.perf_counter() - started:.0f} s\n")
-    print(f"| measure ({args.runs} runs each) | p50 | p90 | max |")
+    print(f"| measure ({args.runs} runs each) | p50 | p90 | p99 (the max of {args.runs}) |")
     print("| --- | --- | --- | --- |")
     print("\n".join(scale_rows))
     print()
-    print("| batch | total | rounds | commits per router | converged |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| batch | total | rounds | commits per router | converged "
+        "| CPU s: lbauto / router / agent |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(batch_rows))
 
 

@@ -21,11 +21,11 @@ from lbauto.core.model import ObservedState
 from lbauto.core.plan import PlanOptions
 from lbauto.core.planner import make_plan
 from lbauto.inventory import load_inventory
+from lbauto.orchestrate.plandoc import plan_document
 from lbauto.orchestrate.planfile import (
     build_plan_file,
     inventory_changes,
     load_plan_file,
-    plan_document,
     state_changes,
     state_digest,
     write_plan_file,

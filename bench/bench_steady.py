@@ -37,13 +37,15 @@ from bench_core import write_inventory
 LBAUTO = [sys.executable, "-m", "lbauto"]
 
 
-def write_state(inv_dir: Path, out: Path, drift: float, seed: int = 7) -> int:
+def write_state(
+    inv_dir: Path, out: Path, drift: float, seed: int = 7, compact: bool = False
+) -> int:
     """Write the deployed state of ``inv_dir`` (with ``drift`` of its VIPs drifted) to ``out``;
     returns the number of router objects."""
     from lbauto.core.intent import desired_objects
     from lbauto.core.model import AgentVip, Mode, ObservedRouter, ObservedState
     from lbauto.inventory import load_inventory
-    from lbauto.inventory.statefile import state_to_json
+    from lbauto.inventory.statefile import state_to_compact_json, state_to_json
 
     inv = load_inventory(inv_dir)
     rnd = random.Random(seed)
@@ -82,7 +84,10 @@ def write_state(inv_dir: Path, out: Path, drift: float, seed: int = 7) -> int:
             for n, objs in routers.items()
         },
     )
-    out.write_text(json.dumps(state_to_json(state)))
+    # The runs read the compact form `lbauto state` writes (the first form is 246 MB at 10k x
+    # 100); tests/unit/test_steady_sharing.py holds the first form's reader to the models.
+    doc = state_to_compact_json(state) if compact else state_to_json(state)
+    out.write_text(json.dumps(doc, separators=(",", ":")))
     return sum(len(o) for o in routers.values())
 
 
@@ -157,7 +162,7 @@ def main() -> None:
         return
     if args.write_state:
         inv_dir, state, drift = args.write_state
-        print(write_state(Path(inv_dir), Path(state), float(drift)))
+        print(write_state(Path(inv_dir), Path(state), float(drift), compact=True))
         return
     sizes = [int(x) for x in args.vips.split(",")]
     drifts = [float(x) for x in args.drift.split(",")]

@@ -8,6 +8,7 @@
     │   └── PushAbortedError     a push failed somewhere; every router it changed was rolled back
     ├── AgentError               an agent API call failed (HTTP error, auth, conflict, timeout)
     │   └── ConflictError        the VIP changed meanwhile (HTTP 412 on If-Match)
+    ├── BgpSpeakerError          the agent's BGP speaker (FRR bgpd/bfdd) failed to start or change
     ├── ConfigError              the agent's own configuration (file, flags, token) is invalid
     ├── RequestError             the agent refuses an API request (carries the HTTP status)
     ├── TransitionError          a transition step failed (names VIP, step, device, cause)
@@ -17,6 +18,8 @@
     ├── PlanFileError            a saved plan file is unreadable or of an unknown format
     ├── StalePlanError           a saved plan no longer matches inventory or live state
     ├── JournalError             the journal (inventory state directory) cannot be written
+    ├── BackendError             the shared lock and journal (etcd) refused or failed a request
+    │   └── BackendUnavailableError  no etcd endpoint answered: nothing was changed
     ├── EditConflictError        vips.yaml changed under ``scale`` in a way it cannot merge
     └── LabError                 the namespace lab could not be built, used or removed
 
@@ -79,6 +82,10 @@ class AgentError(LbautoError):
         super().__init__(f"agent {agent}: {message}" if agent else message)
 
 
+class BgpSpeakerError(LbautoError):
+    """The agent's BGP speaker (its FRR daemons) failed to start or to take a change."""
+
+
 class ConflictError(AgentError):
     """The agent's generation did not match (HTTP 412): someone else changed the VIP."""
 
@@ -118,6 +125,15 @@ class AbortedError(LbautoError):
 class JournalError(LbautoError):
     """The journal cannot be written (state directory full, read-only or gone): no step runs
     unless its journal entry is on disk first."""
+
+
+class BackendError(LbautoError):
+    """The etcd backend of ``lbauto.yaml`` refused or failed a request (auth, TLS, bad reply)."""
+
+
+class BackendUnavailableError(BackendError):
+    """No endpoint of the etcd backend answered; raised before any device is read or
+    changed (the message names each endpoint and the fix)."""
 
 
 class EditConflictError(LbautoError):

@@ -17,6 +17,9 @@ from lbauto.core.model import (
     ObservedRouter,
     ObservedState,
     OwnedObject,
+    PoolObject,
+    RouterObject,
+    split_pool,
 )
 from lbauto.core.plan import Action, Plan, Step, Transition
 
@@ -29,8 +32,8 @@ class _World:
         self.agents: dict[str, dict[IPAddress, AgentVip]] = {
             name: dict(vips) for name, vips in observed.agents.items()
         }
-        self.routers: dict[str, set[OwnedObject]] = {
-            name: set(r.objects) for name, r in observed.routers.items()
+        self.routers: dict[str, set[RouterObject]] = {
+            name: {*r.objects, *r.pool} for name, r in observed.routers.items()
         }
 
     def apply(self, transition: Transition, steps: Iterable[Step]) -> None:
@@ -75,12 +78,21 @@ class _World:
                 objs.update(rc.add)
         # agent.wait_drain and router.verify change nothing: timers are taken as expired.
 
+    def pool(self, plan: Plan, add: bool) -> None:
+        for rc in plan.pool:
+            objs = self.routers.setdefault(rc.router, set())
+            if add:
+                objs.update(rc.add)
+            else:
+                objs.difference_update(rc.remove)
+
     def state(self) -> ObservedState:
         agents: Mapping[str, Mapping[IPAddress, AgentVip]] = {
             name: dict(vips) for name, vips in self.agents.items()
         }
         routers = {
-            name: ObservedRouter(name, frozenset(objs)) for name, objs in self.routers.items()
+            name: ObservedRouter(name, *_owned_and_pool(objs))
+            for name, objs in self.routers.items()
         }
         return ObservedState(agents=agents, routers=routers)
 
@@ -88,8 +100,10 @@ class _World:
 def apply_plan(inv: Inventory, observed: ObservedState, plan: Plan) -> ObservedState:
     """The state after every step of every transition ran and succeeded."""
     world = _World(inv, observed)
+    world.pool(plan, add=True)  # as the executor: router-wide BGP objects first ...
     for t in plan.transitions:
         world.apply(t, t.steps)
+    world.pool(plan, add=False)  # ... and their removals last
     return world.state()
 
 
@@ -100,3 +114,10 @@ def apply_steps(
     world = _World(inv, observed)
     world.apply(transition, transition.steps[:count])
     return world.state()
+
+
+def _owned_and_pool(
+    objs: set[RouterObject],
+) -> tuple[frozenset[OwnedObject], None, frozenset[PoolObject]]:
+    owned, pool = split_pool(objs)
+    return owned, None, pool

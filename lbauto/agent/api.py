@@ -23,9 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import lbauto
+from lbauto.agent.bgp import Speaker
 from lbauto.agent.config import DEFAULT_MAX_BODY_BYTES
 from lbauto.agent.metrics import make_registry
-from lbauto.agent.models import ErrorOut, FlowsOut, Health, VipIn, VipList, VipOut
+from lbauto.agent.models import BgpStatus, ErrorOut, FlowsOut, Health, VipIn, VipList, VipOut
 from lbauto.agent.service import AgentService, Ticker, parse_vip
 from lbauto.errors import LbautoError, RequestError
 
@@ -167,12 +168,16 @@ def create_app(
     token: str | None,
     tick: float | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    speaker: Speaker | None = None,
 ) -> Guard:
-    """The app as served: the API behind the :class:`Guard` (``.app`` is the FastAPI app)."""
-    return Guard(_api(service, token, tick), token, max_body_bytes)
+    """The app as served: the API behind the :class:`Guard` (``.app`` is the FastAPI app).
+    ``speaker``: the BGP speaker, started after the kernel is reconciled, stopped first."""
+    return Guard(_api(service, token, tick, speaker), token, max_body_bytes)
 
 
-def _api(service: AgentService, token: str | None, tick: float | None) -> FastAPI:
+def _api(
+    service: AgentService, token: str | None, tick: float | None, speaker: Speaker | None = None
+) -> FastAPI:
     """The API over ``service``. ``token`` None = no auth (``insecure_no_auth``, labs only).
     The app's lifespan reconciles the kernel (``service.start``) and, if ``tick`` is given,
     runs the transit/drain timers. ``/openapi.json`` needs the token; ``/docs`` and ``/redoc``
@@ -186,9 +191,13 @@ def _api(service: AgentService, token: str | None, tick: float | None) -> FastAP
         ticker = Ticker(service, tick) if tick else None
         if ticker:
             ticker.start()
+        if speaker:
+            speaker.start()
         try:
             yield
         finally:
+            if speaker:
+                speaker.stop()
             if ticker:
                 ticker.stop()
 
@@ -280,6 +289,10 @@ def _api(service: AgentService, token: str | None, tick: float | None) -> FastAP
         ),
     ) -> FlowsOut:
         return service.flows(parse_vip(address), limit, active_within)
+
+    @v1.get("/bgp", response_model=BgpStatus)
+    def bgp() -> BgpStatus:
+        return speaker.status() if speaker else BgpStatus(enabled=False)
 
     app.include_router(v1)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import typer
 
 from lbauto.agent.config import load_config
 from lbauto.errors import LbautoError
+
+_INTERPRETER_GC = gc.get_threshold()  # read at import, before lbauto.cli.main tunes it
 
 app = typer.Typer(
     help="The bundled LB agent (HTTP API + nftables data plane).", no_args_is_help=True
@@ -41,6 +44,9 @@ def serve(
     """Serve the agent API and program the data plane until interrupted."""
     from lbauto.agent.server import serve as run
 
+    # `lbauto` tunes the collector for short batch runs (lbauto.cli.tune_gc); a server living
+    # for months goes back to the interpreter's own pace so its cycles are freed promptly.
+    gc.set_threshold(*_INTERPRETER_GC)
     overrides = {
         "listen": listen,
         "port": port,

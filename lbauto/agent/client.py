@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from lbauto.agent.models import FlowsOut, VipOut
+from lbauto.agent.models import BgpStatus, FlowsOut, VipOut
 from lbauto.agent.protocol import FlowCounts
 from lbauto.agent.token import read_token_env, read_token_file
 from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
@@ -104,6 +104,11 @@ class HttpAgentClient:
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
         )
+        if base_url.startswith("http://") and transport is None:
+            # No TLS on this connection (and redirects are not followed), so no SSL context:
+            # httpx would build one with the CA bundle for nothing, 60 ms per client, per run.
+            # An https:// agent always verifies.
+            verify = False
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=headers,
@@ -180,6 +185,10 @@ class HttpAgentClient:
     def health(self) -> dict[str, Any]:
         data: dict[str, Any] = self._request("GET", "/v1/health").json()
         return data
+
+    def bgp(self) -> BgpStatus:
+        """The agent's BGP speaker: announced VIPs, per-router BGP and BFD state."""
+        return BgpStatus.model_validate(self._request("GET", "/v1/bgp").json())
 
     def list_vips(self) -> dict[IPAddress, AgentVip]:
         docs = self._request("GET", "/v1/vips").json()["vips"]

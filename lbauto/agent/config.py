@@ -81,7 +81,47 @@ FIXES: dict[str, str] = {
     "buckets_per_dip": "1..10000",
     "tick": "a number of seconds in (0, 60]",
     "max_body_bytes": f"1024..67108864 bytes (default {DEFAULT_MAX_BODY_BYTES})",
+    "bgp": "see docs/scale-out.md: asn, router_id, neighbors [{address, remote_asn}]",
 }
+
+
+class BgpNeighbor(BaseModel):
+    """A router the agent announces its VIPs to (one IPv4 or IPv6 session)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: ListenAddress
+    remote_asn: StrictInt = Field(ge=1, le=4294967295)
+
+
+class BgpConfig(BaseModel):
+    """``bgp:``: announce held VIPs to routers (FRR bgpd + bfdd run by the agent, see
+    docs/scale-out.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asn: StrictInt = Field(ge=1, le=4294967295)
+    router_id: Annotated[str, AfterValidator(_ip)]
+    neighbors: list[BgpNeighbor] = Field(min_length=1, max_length=64)
+    #: BFD with every neighbor (sub-second failure detection); off = BGP hold timer only.
+    bfd: StrictBool = True
+    bfd_interval_ms: StrictInt = Field(default=100, ge=10, le=60000)
+    bfd_multiplier: StrictInt = Field(default=3, ge=2, le=255)
+    keepalive: StrictInt = Field(default=3, ge=1, le=3600)
+    hold_time: StrictInt = Field(default=9, ge=3, le=65535)
+    #: The agent's own IPv6 address on the server segment: next hop of its IPv6 VIPs (None:
+    #: bgpd picks the interface's global address).
+    address6: ListenAddress | None = None
+    #: Where the agent's FRR daemons keep their config, pid files and vty sockets.
+    run_dir: Path = Path("/var/run/lbauto-agent/frr")
+
+    @model_validator(mode="after")
+    def _timers(self) -> BgpConfig:
+        if ipaddress.ip_address(self.router_id).version != 4:
+            raise ValueError("bgp.router_id must be an IPv4 address")
+        if self.hold_time < 3 * self.keepalive:
+            raise ValueError("bgp.hold_time must be at least 3 x bgp.keepalive")
+        return self
 
 
 class AgentConfig(BaseModel):
@@ -107,6 +147,8 @@ class AgentConfig(BaseModel):
     tick: float = Field(default=1.0, gt=0, le=60, strict=True)
     #: Largest request body read; a bigger one is answered 413 without being read.
     max_body_bytes: StrictInt = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=1 << 26)
+    #: Announce held VIPs over BGP (None: no speaker, routers use static LB routes).
+    bgp: BgpConfig | None = None
 
     @model_validator(mode="after")
     def _together(self) -> AgentConfig:
@@ -174,6 +216,8 @@ def _problems(err: ValidationError, source: str, lines: dict[str, int]) -> list[
             msg, fix = "is required", FIXES.get(key, "")
         else:
             fix = FIXES.get(key, "")
+        if len(e["loc"]) > 1:  # a nested setting (bgp.neighbors.0.address): name all of it
+            msg = ".".join(str(p) for p in e["loc"][1:]) + ": " + msg
         where = f"{source}:{lines[key]}" if key in lines else source
         text = f"{where}: {key}: {msg}" if key else f"{where}: {msg}"
         out.append(f"{text} ({fix})" if fix else text)

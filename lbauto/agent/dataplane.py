@@ -179,31 +179,54 @@ def render_chain(rec: VipRecord, spec: TableSpec, m: int) -> list[str]:
 
     With tracking, TCP FIN and RST mark the flow closed (:data:`CLOSED` in its mark, the
     close timeout instead of the flow timeout): closed flows are not counted by drains, and a
-    bare SYN on a closed flow's ports deletes it and is balanced afresh."""
+    bare SYN on a closed flow's ports deletes it and is balanced afresh.
+
+    Every rule a packet passes costs it (issue 16: the agent against the router's direct path),
+    so the rules are ordered by how often they match: an established flow (nearly every
+    packet) is decided by the first rule, with one flow lookup; a connection opener by the
+    SYN rules before anything else; the rare cases (FIN/RST, closed flows, transit pins,
+    other protocols) come after. A VIP whose DIP map has one DIP forwards to its address
+    (no DIP-map lookup, no bucket hash: every bucket holds that DIP)."""
     s = suffix(rec.address)
     f = _fam(rec.address)
     hkey = f"{f} saddr . th sport . {f} daddr . th dport"
-    fwd = f'fwd {f} to meta mark map @d{s} device "{spec.interface}"'
+    only = next(iter(rec.marks.items())) if len(rec.marks) == 1 else None
+    if only is not None:
+        fwd = f'fwd {f} to {only[0]} device "{spec.interface}"'
+    else:
+        fwd = f'fwd {f} to meta mark map @d{s} device "{spec.interface}"'
     fl = _flows(rec, spec)
     seed = f"seed 0x{HASH_SEED:08x}"
     rules: list[str] = []
     active = rec.mode is not Mode.EMPTY and bool(rec.dips)
-    if active:
-        # Other protocols have no ports: hash on addresses, no flow state.
-        rules.append(
-            f"meta l4proto != {{ tcp, udp }} meta mark set jhash {f} saddr . {f} daddr "
-            f"mod {m} {seed} map @b{s} {fwd}"
-        )
+    # Other protocols have no ports: hash on addresses, no flow state.
+    by_addr = f"meta mark set jhash {f} saddr . {f} daddr mod {m} {seed} map @b{s} "
+    other = "meta l4proto != { tcp, udp } " + ("" if only else by_addr) + fwd
+    chosen = (
+        f"meta mark set {only[1]}"
+        if only
+        else f"meta mark set jhash {hkey} mod {m} {seed} map @b{s}"
+    )
     is_closed = f"meta mark & 0x{CLOSED:08x} == 0x{CLOSED:08x}"
     is_open = f"meta mark & 0x{CLOSED:08x} == 0"
     close = "tcp flags & (fin | rst) != 0"
+    bare_syn = "tcp flags & (syn | ack | fin | rst) == syn"
     set_closed = f"meta mark set meta mark | 0x{CLOSED:08x}"
     if rec.flow_tracking:
         tcp_udp = "meta l4proto { tcp, udp }"
+        # established, open: one lookup, refresh, forward
+        rules.append(f"tcp flags & (syn | fin | rst) == 0 {fl.found} {is_open} {fl.record} {fwd}")
+        # UDP has no close: any entry is its flow (a closed mark forwards like an open one)
+        rules.append(f"meta l4proto udp {fl.found} {fl.record} {fwd}")
         # a new connection on the ports of a closed one: forget the old one, choose afresh
-        rules.append(
-            f"tcp flags & (syn | ack | fin | rst) == syn {fl.found} {is_closed} {fl.forget}"
-        )
+        rules.append(f"{bare_syn} {fl.found} {is_closed} {fl.forget}")
+        rules.append(f"{bare_syn} {fl.found} {fl.record} {fwd}")
+        if active:
+            # a transit pin holds only non-openers (and UDP): a bare SYN is balanced
+            rules.append(f"{bare_syn} {chosen} {fl.record} {fwd}")
+            if rec.transit is None:
+                rules.append(f"meta l4proto udp {chosen} {fl.record} {fwd}")
+            rules.append(other)
         # FIN/RST of an open flow: re-record it closed (update keeps an existing mark)
         rules.append(f"{close} {fl.found} {is_open} {fl.forget} {set_closed} {fl.closing} {fwd}")
         rules.append(f"{tcp_udp} {fl.found} {is_closed} {fl.closing} {fwd}")
@@ -214,14 +237,15 @@ def render_chain(rec: VipRecord, spec: TableSpec, m: int) -> list[str]:
             rules.append(f"{close} {hit} {set_closed} {fl.closing} {fwd}")
             rules.append(f"tcp flags & (syn | ack) != syn {hit} {fl.record} {fwd}")
             rules.append(f"meta l4proto udp {hit} {fl.record} {fwd}")
-    if active:
-        chosen = f"meta mark set jhash {hkey} mod {m} {seed} map @b{s}"
-        if rec.flow_tracking:
+        if active:
             rules.append(f"{close} {chosen} {set_closed} {fl.closing} {fwd}")
             rules.append(f"meta l4proto {{ tcp, udp }} {chosen} {fl.record} {fwd}")
-        else:
-            rules.append(f"meta l4proto {{ tcp, udp }} {chosen} {fwd}")
-    else:
+    elif active and only:
+        rules.append(fwd)
+    elif active:
+        rules.append(f"meta l4proto {{ tcp, udp }} {chosen} {fwd}")
+        rules.append(other)
+    if not active:
         rules.append("meta l4proto tcp reject with tcp reset")
         rules.append("reject with icmpx host-unreachable")
     # A packet that found no DIP (cannot happen with a consistent map) must not leak into

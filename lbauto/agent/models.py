@@ -126,3 +126,34 @@ class Health(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class BgpNeighborOut(BaseModel):
+    """One BGP session of the agent's speaker, as its bgpd and bfdd see it."""
+
+    address: str
+    remote_asn: int
+    #: BGP FSM state (``Established``, ``Active``, ``Connect``, ...; ``unknown``: bgpd silent).
+    state: str
+    uptime_s: float | None = None
+    #: VIP prefixes this neighbor has been sent (as far as bgpd reports it).
+    prefixes_sent: int | None = None
+    #: BFD session state (``up``, ``down``, ``init``, ``adminDown``; ``off``: BFD not used).
+    bfd_state: str = "off"
+
+
+class BgpStatus(BaseModel):
+    """``GET /v1/bgp``: what the agent announces and to whom."""
+
+    enabled: bool
+    asn: int | None = None
+    router_id: str | None = None
+    #: The agent's own health check (data plane present, server interface up): VIPs are
+    #: announced only while it passes.
+    healthy: bool = False
+    #: Why the health check fails (empty when it passes).
+    problems: list[str] = Field(default_factory=list)
+    announced: list[str] = Field(default_factory=list)
+    #: The speaker's daemons (zebra, bgpd, bfdd) are running.
+    daemons_running: bool = False
+    neighbors: list[BgpNeighborOut] = Field(default_factory=list)

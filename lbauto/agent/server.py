@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from lbauto.agent.api import create_app
+from lbauto.agent.bgp import Speaker, health_problems
 from lbauto.agent.config import AgentConfig, read_token
 from lbauto.agent.dataplane import TableSpec, make_dataplane
 from lbauto.agent.service import AgentService
@@ -48,7 +49,16 @@ def serve(cfg: AgentConfig) -> None:
             cfg.port,
         )
     service = build_service(cfg)
-    app = create_app(service, token, tick=cfg.tick, max_body_bytes=cfg.max_body_bytes)
+    speaker = None
+    if cfg.bgp is not None:
+        speaker = Speaker(
+            cfg.bgp,
+            vips=lambda: list(service.vips),
+            health=lambda: health_problems(cfg.interface, cfg.table),
+        )
+    app = create_app(
+        service, token, tick=cfg.tick, max_body_bytes=cfg.max_body_bytes, speaker=speaker
+    )
     log.info(
         "agent: table netdev %s on %s, API on %s://%s:%d, state %s",
         cfg.table,

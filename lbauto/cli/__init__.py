@@ -11,7 +11,7 @@ import gc
 import sys
 
 from lbauto.agent.cli import app as agent_app
-from lbauto.cli import live, offline, play, push
+from lbauto.cli import journal, live, offline, play, push
 from lbauto.cli.lab import app as lab_app
 from lbauto.cli.options import EXIT_ERROR, app, error_lines
 from lbauto.errors import LbautoError
@@ -23,7 +23,7 @@ app.command("push", epilog="Example: lbauto push -i inventories/prod --dry-run -
 )
 app.command("play", epilog=play.EPILOG)(play.play_command)
 
-__all__ = ["app", "live", "main", "offline"]
+__all__ = ["app", "journal", "live", "main", "offline"]
 
 
 def tune_gc() -> None:

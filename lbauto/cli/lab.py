@@ -99,6 +99,13 @@ def up(
     start_agents: Annotated[
         bool, typer.Option("--start-agents/--no-start-agents", help="Start the agents too.")
     ] = False,
+    bgp: Annotated[
+        bool,
+        typer.Option(
+            "--bgp/--no-bgp",
+            help="Agents announce VIPs over BGP + BFD to every router (ECMP across agents).",
+        ),
+    ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
     """Build the lab (idempotent: an existing lab of this shape is reported as is)."""
@@ -110,6 +117,7 @@ def up(
         method=method.value,
         start_agents=start_agents,
         index=index,
+        bgp=bgp,
     )
     try:
         lab = Lab.up(spec)

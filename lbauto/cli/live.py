@@ -21,6 +21,7 @@ from lbauto.cli.options import (
     Output,
     OutputOpt,
     TransitOpt,
+    WorkersOpt,
     YesOpt,
     app,
     console_for,
@@ -28,6 +29,7 @@ from lbauto.cli.options import (
     load,
     out,
     split_limit,
+    with_workers,
 )
 from lbauto.cli.present import finish_apply, progress_hook, show_outcome_plan
 from lbauto.core.model import Inventory, IPAddress
@@ -89,6 +91,7 @@ def apply(
     drain_idle: DrainIdleOpt = 5.0,
     transit: TransitOpt = 60.0,
     output: OutputOpt = Output.table,
+    workers: WorkersOpt = None,
 ) -> None:
     """Plan from the live agents and routers (or take a saved plan), show the plan and device
     diffs, then execute it.
@@ -108,6 +111,7 @@ def apply(
         inv = load(ctx, inventory_path(ctx, inventory))
         options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
         run = _live_runner(inv, options, patterns, skipped)
+    inv = with_workers(inv, workers)
     outcome = _live_run(inv, run, dry_run, yes, options, drain_idle, output, skipped)
     if detailed_exitcode and dry_run and outcome.plan.has_changes:
         raise typer.Exit(EXIT_CHANGES)
@@ -255,6 +259,7 @@ def scale_vip(
     drain_idle: DrainIdleOpt = 5.0,
     transit: TransitOpt = 60.0,
     output: OutputOpt = Output.table,
+    workers: WorkersOpt = None,
 ) -> None:
     """Scale one VIP. vips.yaml keeps its comments and order and is written only after the
     transition succeeded; --dry-run changes neither the file nor any device."""
@@ -270,7 +275,7 @@ def scale_vip(
     )
     run = functools.partial(run_scale, inv, req)
     options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
-    _live_run(inv, run, dry_run, yes, options, drain_idle, output)
+    _live_run(with_workers(inv, workers), run, dry_run, yes, options, drain_idle, output)
 
 
 @app.command(epilog="Example: lbauto status -i inventories/prod -o markdown")
@@ -288,6 +293,7 @@ def status(
     )
     from lbauto.core.planner import make_plan
     from lbauto.orchestrate.live import live_devices
+    from lbauto.orchestrate.sessions import bgp_routers, read_sessions, sessions_json
     from lbauto.orchestrate.status import status_doc
 
     inv = load(ctx, inventory_path(ctx, inventory))
@@ -303,6 +309,9 @@ def status(
     finally:
         devices.close()
     doc = status_doc(inv, observed, make_plan(inv, observed), flows)
+    if bgp_routers(inv):
+        # Each agent's sessions as every bgp-mode router sees them (read from the routers).
+        doc["bgp"] = sessions_json([read_sessions(r, inv.agents) for r in bgp_routers(inv)])
     if output is Output.json:
         write_json(status_json(doc))
     elif output is Output.markdown:

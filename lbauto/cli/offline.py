@@ -30,10 +30,26 @@ from lbauto.cli.options import (
     state_file,
 )
 from lbauto.core.model import Inventory, ObservedState
-from lbauto.errors import InventoryError
+from lbauto.errors import InventoryError, StateError
 from lbauto.orchestrate.planfile import StateSource
 
 log = logging.getLogger("lbauto.cli")
+
+FullOpt = Annotated[
+    bool,
+    typer.Option(
+        "--full", help="Print a big plan's table whole (every transition and change line)."
+    ),
+]
+RouterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--router",
+        help="Also print this router's whole change (repeatable).",
+        metavar="NAME",
+        show_default=False,
+    ),
+]
 
 
 @app.command(
@@ -131,22 +147,31 @@ def plan(
     detailed_exitcode: DetailedExitOpt = False,
     transit: TransitOpt = 60.0,
     drain_timeout: DrainOpt = 30.0,
+    full: FullOpt = False,
+    show_routers: RouterOpt = None,
 ) -> None:
     """Show the transitions and router changes that would move the observed state to the
-    inventory; optionally save them as a plan file."""
+    inventory; optionally save them as a plan file. A big plan's table is a summary (counts by
+    kind, per-router changes, their first lines): --full or --router NAME for the whole."""
     from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
     from lbauto.core.plan import PlanOptions
     from lbauto.orchestrate.limit import limited_plan
-    from lbauto.orchestrate.planfile import build_plan_file, plan_document, write_plan_file
+    from lbauto.orchestrate.plandoc import plan_document
+    from lbauto.orchestrate.planfile import build_plan_file, write_plan_file
+    from lbauto.orchestrate.status import pending_commits_json
 
     given = inventory_path(ctx, inventory)
     inv = load(ctx, given)
+    named = _known_routers(inv, show_routers)
     observed, source, path = observed_state(inv, state)
     options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
     patterns = split_limit(limit)
     lp = limited_plan(inv, observed, options, patterns)
-    doc = plan_document(lp.plan, inv, observed, lp.skipped)
+    # The table needs no document (rendering every router's lines is most of a big one's cost).
+    need_doc = out_file is not None or output is not Output.table
+    doc = plan_document(lp.plan, inv, observed, lp.skipped) if need_doc else None
     if out_file is not None:
+        assert doc is not None
         pf = build_plan_file(
             plan_doc=doc,
             inv=inv,
@@ -160,21 +185,73 @@ def plan(
         )
         write_plan_file(out_file, pf)
     if output is Output.json:
+        assert doc is not None
         write_json(doc)
     elif output is Output.markdown:
+        assert doc is not None
         write_text(plan_markdown(doc))
     else:
-        print_plan(out, doc)
+        print_plan(out, lp.plan, inv, observed, full=full, routers=named, skipped=list(lp.skipped))
         if out_file is not None:
             out.print(f"plan saved to {out_file}: apply it with `lbauto apply {out_file}`")
-    if detailed_exitcode and doc["changes"]:  # pending router commits count as changes
+    # pending router commits count as changes
+    if detailed_exitcode and (lp.plan.has_changes or pending_commits_json(observed)):
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _known_routers(inv: Inventory, names: list[str] | None) -> list[str]:
+    known = {r.name for r in inv.routers}
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise InventoryError(
+            [f"unknown router {n!r} (known: {', '.join(sorted(known))})" for n in unknown]
+        )
+    return list(names or [])
+
+
+@app.command(
+    "state",
+    epilog="Example: lbauto state -i inventories/prod --out observed.json; "
+    "lbauto plan -i inventories/prod --state observed.json",
+)
+def state_command(
+    ctx: typer.Context,
+    inventory: InventoryOpt = None,
+    state: StateOpt = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the state file here (default: stdout).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the observed state (live, or from --state FILE) as a compact state file for
+    `plan --state`: routers of one profile share one object list (docs/cli.md)."""
+    import json
+
+    from lbauto.inventory.statefile import state_to_compact_json
+
+    inv = load(ctx, inventory_path(ctx, inventory))
+    observed, _, _ = observed_state(inv, state)
+    text = json.dumps(state_to_compact_json(observed), separators=(",", ":")) + "\n"
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out_file.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise StateError(f"{out_file}: cannot write the state file: {exc.strerror}") from exc
 
 
 @app.command(epilog="Example: lbauto show plan.lbauto -o markdown")
 def show(
     plan_file: Annotated[Path, typer.Argument(help="A plan file from `lbauto plan --out`.")],
     output: OutputOpt = Output.table,
+    full: FullOpt = False,
+    show_routers: RouterOpt = None,
 ) -> None:
     """Print a saved plan (what `lbauto apply PLAN` would run) with what it was computed from."""
     from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
@@ -203,7 +280,13 @@ def show(
         )
         if pf.options.limit:
             out.print(f"limited to: {', '.join(pf.options.limit)}")
-        print_plan(out, pf.plan)
+        known = {r["name"] for r in pf.plan["routers"]}
+        unknown = [n for n in show_routers or [] if n not in known]
+        if unknown:
+            raise InventoryError(
+                [f"unknown router {n!r} (in the plan: {', '.join(sorted(known))})" for n in unknown]
+            )
+        print_plan(out, pf.plan, full=full, routers=show_routers or [])
 
 
 @app.command(epilog="Example: lbauto render -i inventories/prod r1 -o json")
@@ -220,6 +303,8 @@ def render(
     sequence numbers as observed; without it, as from nothing deployed)."""
     from lbauto.cli.present import write_json, write_text
     from lbauto.core.intent import desired_objects
+    from lbauto.core.model import RouterObject
+    from lbauto.core.pool import desired_pool
     from lbauto.inventory.statefile import load_state
     from lbauto.platforms import PLATFORMS
     from lbauto.platforms.render import render_config
@@ -236,7 +321,12 @@ def render(
     for router in inv.routers:
         if routers and router.name not in routers:
             continue
-        objs = desired_objects(inv, router, observed.router_objects(router.name))
+        objs: frozenset[RouterObject] = desired_objects(
+            inv, router, observed.router_objects(router.name)
+        )
+        pool = desired_pool(router, inv.agents)  # BGP sessions (lbauto_lb_route: bgp)
+        if pool:
+            objs = objs | pool
         text = render_config(router, objs, template_dir=inv.template_dir)
         if text and not text.endswith("\n"):
             text += "\n"

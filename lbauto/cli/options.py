@@ -372,6 +372,26 @@ DrainIdleOpt = Annotated[
     ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=1024,
+        help="Routers and agents talked to at once (observe, push, verify); default: "
+        "lbauto.yaml's `workers:`, else 20.",
+        show_default=False,
+    ),
+]
+
+
+def with_workers(inv: Inventory, workers: int | None) -> Inventory:
+    """The inventory with ``--workers`` in place of lbauto.yaml's ``workers:`` (when given)."""
+    import dataclasses
+
+    return inv if workers is None else dataclasses.replace(inv, workers=workers)
+
+
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show the plan and device diffs; change nothing.")
 ]

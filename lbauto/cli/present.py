@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -23,14 +23,16 @@ from rich.table import Table
 from rich.text import Text
 
 from lbauto.core.model import Inventory, ObservedState
-from lbauto.core.plan import Kind, Plan, RouterPlan
+from lbauto.core.plan import Kind, Plan, RouterPlan, Transition
 from lbauto.orchestrate.apply import ApplyOutcome
 from lbauto.orchestrate.executor import EventHook
-from lbauto.orchestrate.planfile import JSON_VERSION, plan_document
-from lbauto.orchestrate.planfile import router_change_lines as _router_change_lines
+from lbauto.orchestrate.plandoc import PLAN_JSON_VERSION, plan_document, router_lines
+from lbauto.orchestrate.plandoc import router_change_lines as _router_change_lines
+from lbauto.orchestrate.planfile import JSON_VERSION
 from lbauto.push.pipeline import PushResult, Status
 
 JSON_SCHEMA_VERSION = JSON_VERSION
+PLAN_SCHEMA_VERSION = PLAN_JSON_VERSION
 #: GitHub refuses a comment longer than this many characters.
 MARKDOWN_LIMIT = 65536
 
@@ -44,8 +46,15 @@ def plan_to_json(plan: Plan, inv: Inventory, observed: ObservedState) -> dict[st
     return plan_document(plan, inv, observed)
 
 
+#: Documents with more transitions than this are written compact: json's C encoder does not
+#: indent, and the Python one took most of a 10,000-VIP plan's time.
+INDENT_TRANSITIONS = 1000
+
+
 def write_json(doc: Mapping[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    big = len(doc.get("transitions", ())) > INDENT_TRANSITIONS
+    text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=2)
+    sys.stdout.write(text + "\n")
 
 
 def write_text(text: str) -> None:
@@ -118,9 +127,18 @@ _KIND_STYLE = {
     Kind.REBALANCE: "blue",
     Kind.REPAIR: "bold red",
 }
+#: A plan with more transitions or change lines (objects, before rendering) than this prints as
+#: a summary; ``--full`` prints it whole (10,000 VIPs x 100 routers: 7 million lines).
+FULL_TRANSITIONS = 50
+FULL_CHANGES = 1000
+#: Changed transitions a summary lists, and first change lines it shows per group of routers.
+SUMMARY_ROWS = 20
+PREVIEW_LINES = 6
+#: Change lines one router's block of a markdown comment shows at most.
+MARKDOWN_ROUTER_LINES = 200
 
 
-def _state_text(mode: str, dips: list[str]) -> str:
+def _state_text(mode: str, dips: Sequence[str]) -> str:
     if mode == "absent":
         return "absent"
     return f"{mode} " + ", ".join(dips) if dips else mode
@@ -130,22 +148,69 @@ def _counts(doc: Mapping[str, Any]) -> Counter[str]:
     return Counter(t["kind"] for t in doc["transitions"] if t["kind"] != Kind.NONE.value)
 
 
-def summary_line(doc: Mapping[str, Any]) -> str:
-    """``3 to change (1 create, 2 bypass-enable), 4 unchanged, 1 skipped by --limit``."""
-    counts = _counts(doc)
+def _summary_text(
+    counts: Mapping[str, int], unchanged: int, skipped: int, routers_changed: int
+) -> str:
     total = sum(counts.values())
-    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
     parts = [f"{total} to change" + (f" ({_kinds_text(counts)})" if counts else "")]
     parts.append(f"{unchanged} unchanged")
-    if doc.get("skipped"):
-        parts.append(f"{len(doc['skipped'])} skipped by --limit")
-    routers = [r for r in doc["routers"] if r["changes"]]
-    parts.append(f"{len(routers)} router(s) with config changes")
+    if skipped:
+        parts.append(f"{skipped} skipped by --limit")
+    parts.append(f"{routers_changed} router(s) with config changes")
     return ", ".join(parts)
 
 
-def _kinds_text(counts: Counter[str]) -> str:
+def summary_line(doc: Mapping[str, Any]) -> str:
+    """``3 to change (1 create, 2 bypass-enable), 4 unchanged, 1 skipped by --limit``."""
+    counts = _counts(doc)
+    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
+    changed = sum(1 for r in doc["routers"] if r.get("lines", r.get("changes")))
+    return _summary_text(counts, unchanged, len(doc.get("skipped", [])), changed)
+
+
+def _kinds_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def _row(vip: str, address: str, from_: Any, to: Any, kind: Kind, actions: list[str]) -> list[Cell]:
+    return [
+        vip,
+        address,
+        _state_text(from_["mode"], from_["dips"]),
+        _state_text(to["mode"], to["dips"]),
+        Text(kind.value, style=_KIND_STYLE[kind]),
+        "\n".join(actions) or "-",
+    ]
+
+
+def _doc_row(t: Mapping[str, Any]) -> list[Cell]:
+    actions = [s["action"] for s in t["steps"]]
+    return _row(t["vip"], t["address"], t["from"], t["to"], Kind(t["kind"]), actions)
+
+
+def _plan_row(t: Transition) -> list[Cell]:
+    actions = [s.action.value for s in t.steps]
+    return _row(t.vip, str(t.address), t.from_.to_json(), t.to.to_json(), t.kind, actions)
+
+
+_TRANSITION_HEADERS = ("VIP", "address", "from", "to", "kind", "steps")
+
+
+def _print_lines(console: Console, lines: Iterable[str]) -> None:
+    for line in lines:
+        style = "red" if line.lstrip().startswith(("no ", "delete ")) else "green"
+        console.print(Text(f"  {line}", style=style))
+
+
+def _print_footer(console: Console, summary: str, max_seconds: float, transit: float) -> None:
+    console.print(
+        f"{summary}; at most {max_seconds:.0f} s of drain waits "
+        f"(transit pins run {transit:.0f} s in the background)."
+    )
+
+
+def _is_big(transitions: int, changes: int) -> bool:
+    return transitions > FULL_TRANSITIONS or changes > FULL_CHANGES
 
 
 def print_plan(
@@ -153,42 +218,202 @@ def print_plan(
     plan_or_doc: Plan | Mapping[str, Any],
     inv: Inventory | None = None,
     observed: ObservedState | None = None,
+    *,
+    full: bool = False,
+    routers: Sequence[str] = (),
+    skipped: Sequence[Any] = (),
 ) -> None:
-    """The plan as a table of transitions, then each router's change lines."""
+    """The plan as a table of transitions, then each router's change lines; a big plan (more
+    than FULL_TRANSITIONS transitions or FULL_CHANGES changes) as a summary unless ``full``,
+    with the whole change of the ``routers`` named."""
     if isinstance(plan_or_doc, Plan):
         assert inv is not None and observed is not None
-        doc: Mapping[str, Any] = plan_document(plan_or_doc, inv, observed)
+        plan = plan_or_doc
+        size = sum(len(rp.remove) + len(rp.add) for rp in plan.routers)
+        if full or not _is_big(len(plan.transitions), size):
+            _print_full(console, plan_document(plan, inv, observed, skipped))
+        else:
+            _print_plan_summary(console, plan, inv, observed, skipped)
+        by_router = {rp.router: rp for rp in plan.routers}
+        for name in routers:
+            rp = by_router.get(name)
+            lines = router_change_lines(inv, observed, rp) if rp is not None else []
+            _print_router(console, name, rp.platform if rp else inv.router(name).platform, lines)
+        return
+    doc = plan_or_doc
+    size = sum(len(router_lines(doc, r)) for r in doc["routers"])
+    if full or not _is_big(len(doc["transitions"]), size):
+        _print_full(console, doc)
     else:
-        doc = plan_or_doc
-    rows: list[list[Cell]] = []
-    for t in doc["transitions"]:
-        kind = Kind(t["kind"])
-        rows.append(
-            [
-                t["vip"],
-                t["address"],
-                _state_text(t["from"]["mode"], t["from"]["dips"]),
-                _state_text(t["to"]["mode"], t["to"]["dips"]),
-                Text(kind.value, style=_KIND_STYLE[kind]),
-                "\n".join(s["action"] for s in t["steps"]) or "-",
-            ]
-        )
+        _print_doc_summary(console, doc)
+    by_name = {r["name"]: r for r in doc["routers"]}
+    for name in routers:
+        r = by_name.get(name)
+        if r is not None:
+            _print_router(console, name, r["platform"], router_lines(doc, r))
+
+
+def _print_router(console: Console, name: str, platform: str, lines: Sequence[str]) -> None:
+    if not lines:
+        console.print(Text(f"router {name} ({platform}): no changes", style="dim"))
+        return
+    console.print(Text(f"router {name} ({platform}):", style="bold"))
+    _print_lines(console, lines)
+
+
+def _print_full(console: Console, doc: Mapping[str, Any]) -> None:
+    rows = [_doc_row(t) for t in doc["transitions"]]
     for s in doc.get("skipped", []):
         rows.append([s["vip"], s["address"], "-", "-", Text(f"skipped ({s['kind']})", "dim"), "-"])
-    print_table(console, "Transitions", ("VIP", "address", "from", "to", "kind", "steps"), rows)
+    print_table(console, "Transitions", _TRANSITION_HEADERS, rows)
     for r in doc["routers"]:
-        if not r["changes"]:
-            console.print(Text(f"router {r['name']} ({r['platform']}): no changes", style="dim"))
-            continue
-        console.print(Text(f"router {r['name']} ({r['platform']}):", style="bold"))
-        for line in r["changes"]:
-            style = "red" if line.lstrip().startswith(("no ", "delete ")) else "green"
-            console.print(Text(f"  {line}", style=style))
+        _print_router(console, r["name"], r["platform"], router_lines(doc, r))
     print_pending_commits(console, doc.get("pending_commits", []))
+    _print_footer(console, summary_line(doc), doc["max_seconds"], doc["options"]["transit_seconds"])
+
+
+def _names_text(names: Sequence[str], most: int = 6) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f", … ({len(names)} routers)" if len(names) > most else "")
+
+
+def _print_summary_head(
+    console: Console,
+    counts: Mapping[str, int],
+    unchanged: int,
+    rows: list[list[Cell]],
+    changed: int,
+    skipped: Sequence[Mapping[str, Any]],
+) -> None:
+    kinds: list[list[Cell]] = [
+        [Text(kind, style=_KIND_STYLE[Kind(kind)]), f"{n:,}"] for kind, n in sorted(counts.items())
+    ]
+    kinds.append([Text("none", style="dim"), f"{unchanged:,}"])
+    if skipped:
+        kinds.append([Text("skipped (--limit)", style="dim"), f"{len(skipped):,}"])
+    print_table(console, "Transitions by kind", ("transition kind", "VIPs"), kinds, right=("VIPs",))
+    if rows:
+        title = f"Transitions (first {len(rows)} of {changed:,} to change)"
+        print_table(console, title, _TRANSITION_HEADERS, rows)
+
+
+_Group = tuple[list[str], str, str, list[str]]  # names, platform, changes text, first lines
+
+
+def _print_groups(console: Console, groups: Sequence[_Group]) -> None:
+    table: list[list[Cell]] = [[_names_text(n), p, c] for n, p, c, _ in groups]
+    print_table(console, "Router changes", ("routers", "platform", "changes"), table)
+    for names, platform, _, preview in groups:
+        if not preview:
+            continue
+        more = f" (and {len(names) - 1} more with the same change)" if len(names) > 1 else ""
+        console.print(Text(f"router {names[0]} ({platform}){more}, first lines:", style="bold"))
+        _print_lines(console, preview)
+        console.print(Text("  …", style="dim"))
+
+
+def _print_plan_summary(
+    console: Console,
+    plan: Plan,
+    inv: Inventory,
+    observed: ObservedState,
+    skipped: Sequence[Any],
+) -> None:
+    from lbauto.orchestrate.status import pending_commits_json
+
+    counts = Counter(t.kind.value for t in plan.transitions if t.kind is not Kind.NONE)
+    unchanged = sum(1 for t in plan.transitions if t.kind is Kind.NONE)
+    changed = [t for t in plan.transitions if t.kind is not Kind.NONE]
+    rows = [_plan_row(t) for t in changed[:SUMMARY_ROWS]]
+    skipped_docs = [{"vip": s.vip, "address": s.address, "kind": s.kind} for s in skipped]
+    _print_summary_head(console, counts, unchanged, rows, len(changed), skipped_docs)
+    # Routers with the same platform and the same change (one shared tuple: the planner gives
+    # routers of one profile one) are one group; its preview renders the first few objects.
+    grouped: dict[tuple[object, ...], list[RouterPlan]] = {}
+    for rp in plan.routers:
+        objs = observed.router_objects(rp.router)
+        key = (rp.platform, id(rp.remove), id(rp.add), id(objs))
+        members = grouped.get(key)
+        if members is None:
+            # Equal but not identical changes join too: tuples compare element identity
+            # first, and equal routers' objects are mostly the same instances.
+            members = next(
+                (
+                    g
+                    for k, g in grouped.items()
+                    if k[0] == rp.platform
+                    and g[0].remove == rp.remove
+                    and g[0].add == rp.add
+                    and observed.router_objects(g[0].router) == objs
+                ),
+                None,
+            )
+            grouped[key] = members = [] if members is None else members
+        members.append(rp)
+    groups = []
+    unique = {id(g): g for g in grouped.values()}
+    for members in unique.values():
+        rp = members[0]
+        text = _objects_text(len(rp.remove), len(rp.add))
+        preview = _preview(inv, observed, rp) if rp.remove or rp.add else []
+        groups.append(([m.router for m in members], rp.platform, text, preview))
+    _print_groups(console, groups)
+    pending = pending_commits_json(observed)
+    print_pending_commits(console, pending)
+    with_changes = sum(1 for rp in plan.routers if rp.remove or rp.add)
+    summary = _summary_text(counts, unchanged, len(skipped), with_changes)
+    max_seconds = max((t.max_seconds for t in plan.transitions), default=0.0)
+    _print_footer(console, summary, max_seconds, plan.options.transit_seconds)
+    _print_hint(console)
+
+
+def _print_hint(console: Console) -> None:
     console.print(
-        f"{summary_line(doc)}; at most {doc['max_seconds']:.0f} s of drain waits "
-        f"(transit pins run {doc['options']['transit_seconds']:.0f} s in the background)."
+        Text(
+            "big plan summarised: --full prints every transition and line, --router NAME one "
+            "router's whole change, -o json the whole plan",
+            style="dim",
+        )
     )
+
+
+def _objects_text(remove: int, add: int) -> str:
+    parts = [f"{remove:,} to remove"] if remove else []
+    parts += [f"{add:,} to add"] if add else []
+    return (", ".join(parts) + " (objects)") if parts else "no changes"
+
+
+def _preview(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[str]:
+    """The first lines of a router's change, from its first objects only (rendering all of a
+    10,000-VIP change takes a fifth of a second per distinct router)."""
+    remove = rp.remove[:PREVIEW_LINES]
+    add = rp.add[: max(0, PREVIEW_LINES - len(remove))]
+    part = RouterPlan(rp.router, rp.platform, remove, add)
+    return router_change_lines(inv, observed, part)[:PREVIEW_LINES]
+
+
+def _print_doc_summary(console: Console, doc: Mapping[str, Any]) -> None:
+    counts = _counts(doc)
+    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
+    changed = [t for t in doc["transitions"] if t["kind"] != Kind.NONE.value]
+    rows = [_doc_row(t) for t in changed[:SUMMARY_ROWS]]
+    _print_summary_head(console, counts, unchanged, rows, len(changed), doc.get("skipped", []))
+    grouped: dict[tuple[str, int], list[str]] = {}
+    lines_of: dict[tuple[str, int], list[str]] = {}
+    for r in doc["routers"]:
+        lines = router_lines(doc, r)
+        key = (r["platform"], r.get("change_list", id(lines)))
+        grouped.setdefault(key, []).append(r["name"])
+        lines_of[key] = lines
+    groups = []
+    for key, names in grouped.items():
+        lines = lines_of[key]
+        text = f"{len(lines):,} lines" if lines else "no changes"
+        groups.append((names, key[0], text, lines[:PREVIEW_LINES]))
+    _print_groups(console, groups)
+    print_pending_commits(console, doc.get("pending_commits", []))
+    _print_footer(console, summary_line(doc), doc["max_seconds"], doc["options"]["transit_seconds"])
+    _print_hint(console)
 
 
 # ---------------------------------------------------------------------------------- markdown
@@ -209,13 +434,19 @@ def _details(summary: str, body: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def fit_markdown(parts: Sequence[str], what: str, limit: int = MARKDOWN_LIMIT) -> str:
+def fit_markdown(
+    parts: Iterable[str], what: str, limit: int = MARKDOWN_LIMIT, total: int | None = None
+) -> str:
     """Join ``parts`` (blank line between) within ``limit`` characters; parts that do not fit
-    are left out and a note says how many and where the whole plan is."""
+    are left out and a note says how many and where the whole plan is. ``parts`` may be lazy
+    (then ``total`` says how many there are): none is made after the first that does not fit."""
+    if total is None:
+        parts = list(parts)
+        total = len(parts)
     kept: list[str] = []
     size = 0
     for i, part in enumerate(parts):
-        left = len(parts) - i
+        left = total - i
         note = (
             f"\n\n> **Truncated**: {left} more section(s) of this {what} are not shown (a "
             f"comment holds at most {limit} characters). The whole {what}: run "
@@ -238,46 +469,63 @@ def plan_markdown(
     limit: int = MARKDOWN_LIMIT,
 ) -> str:
     """A pull-request comment: summary line, a table of transitions, each router's diff in a
-    collapsible block; within ``limit`` characters (GitHub's comment limit)."""
-    parts = [f"### {title}\n\n**{summary_line(doc)}**"]
+    collapsible block (at most MARKDOWN_ROUTER_LINES lines each); within ``limit`` characters
+    (GitHub's comment limit). Sections are made only while they fit."""
+    head = f"### {title}\n\n**{summary_line(doc)}**"
     changed = [t for t in doc["transitions"] if t["kind"] != Kind.NONE.value]
-    if changed:
-        head = "| VIP | address | from | to | kind | steps |\n| --- | --- | --- | --- | --- | --- |"
-        rows = [
-            "| "
-            + " | ".join(
-                _cell(x)
-                for x in (
-                    t["vip"],
-                    t["address"],
-                    _state_text(t["from"]["mode"], t["from"]["dips"]),
-                    _state_text(t["to"]["mode"], t["to"]["dips"]),
-                    t["kind"],
-                    ", ".join(s["action"] for s in t["steps"]),
-                )
+    chunk = 50  # table rows go in chunks, so a huge plan still shows its first transitions
+    chunks = range(0, len(changed), chunk)
+    skipped = doc.get("skipped") or []
+    routers = [
+        r
+        for r in doc["routers"]
+        if ((diffs or {}).get(r["name"]) or "").strip() or router_lines(doc, r)
+    ]
+    total = 1 + (len(chunks) or 1) + (1 if skipped else 0) + len(routers)
+
+    def parts() -> Iterator[str]:
+        yield head
+        if not changed:
+            yield "No changes: the devices match the inventory."
+        for i in chunks:
+            yield _transition_rows(changed[i : i + chunk])
+        if skipped:
+            names = ", ".join(f"`{s['vip']}` ({s['kind']})" for s in skipped)
+            yield f"Skipped by `--limit`: {names}"
+        for r in routers:
+            diff = (diffs or {}).get(r["name"])
+            if diff is not None and diff.strip():
+                body = _code(diff, "diff")
+            else:
+                lines = router_lines(doc, r)
+                shown = "\n".join(_diff_mark(line) for line in lines[:MARKDOWN_ROUTER_LINES])
+                body = _code(shown, "diff")
+                if len(lines) > MARKDOWN_ROUTER_LINES:
+                    body += f"\n\n{len(lines) - MARKDOWN_ROUTER_LINES:,} more line(s) not shown."
+            yield _details(f"router <code>{r['name']}</code> ({r['platform']})", body)
+
+    return fit_markdown(parts(), "plan", limit, total=total)
+
+
+def _transition_rows(transitions: Sequence[Mapping[str, Any]]) -> str:
+    head = "| VIP | address | from | to | kind | steps |\n| --- | --- | --- | --- | --- | --- |"
+    rows = [
+        "| "
+        + " | ".join(
+            _cell(x)
+            for x in (
+                t["vip"],
+                t["address"],
+                _state_text(t["from"]["mode"], t["from"]["dips"]),
+                _state_text(t["to"]["mode"], t["to"]["dips"]),
+                t["kind"],
+                ", ".join(s["action"] for s in t["steps"]),
             )
-            + " |"
-            for t in changed
-        ]
-        # Table rows go in chunks, so a huge plan still shows its first transitions.
-        chunk = 50
-        for i in range(0, len(rows), chunk):
-            parts.append("\n".join([head, *rows[i : i + chunk]]))
-    else:
-        parts.append("No changes: the devices match the inventory.")
-    if doc.get("skipped"):
-        names = ", ".join(f"`{s['vip']}` ({s['kind']})" for s in doc["skipped"])
-        parts.append(f"Skipped by `--limit`: {names}")
-    for r in doc["routers"]:
-        diff = (diffs or {}).get(r["name"])
-        if diff is not None and diff.strip():
-            body = _code(diff, "diff")
-        elif r["changes"]:
-            body = _code("\n".join(_diff_mark(line) for line in r["changes"]), "diff")
-        else:
-            continue
-        parts.append(_details(f"router <code>{r['name']}</code> ({r['platform']})", body))
-    return fit_markdown(parts, "plan", limit)
+        )
+        + " |"
+        for t in transitions
+    ]
+    return "\n".join([head, *rows])
 
 
 def _diff_mark(line: str) -> str:
@@ -424,11 +672,42 @@ def print_status(console: Console, doc: Mapping[str, Any]) -> None:
         cells[-1] = Text(v["pending"], style="yellow" if v["drift"] else "green")
         rows.append(cells)
     print_table(console, "VIP status", _STATUS_HEADERS, rows)
+    if doc.get("bgp"):
+        print_table(console, "BGP sessions (router side)", _SESSION_HEADERS, session_rows(doc))
     print_pending_commits(console, doc.get("pending_commits", []))
     if doc["in_sync"]:
         console.print(Text("in sync", style="green"))
     else:
         console.print(Text("drift: run `lbauto apply`", style="yellow"))
+
+
+_SESSION_HEADERS = ["router", "agent", "address", "BGP", "BFD", "up (s)", "accepted"]
+
+
+def session_rows(doc: Mapping[str, Any]) -> list[list[Cell]]:
+    """One row per router and agent address of the status document's ``bgp`` section."""
+    rows: list[list[Cell]] = []
+    for router, agents in sorted(doc.get("bgp", {}).items()):
+        if "error" in agents:
+            rows.append(
+                [router, "-", "-", Text(f"unreadable: {agents['error']}", "red"), "", "", ""]
+            )
+            continue
+        for agent, per in sorted(agents.items()):
+            for address, s in per.items():
+                bgp, bfd = s["bgp"], s["bfd"] or "-"
+                rows.append(
+                    [
+                        router,
+                        agent,
+                        address,
+                        Text(bgp, style="green" if bgp == "up" else "red"),
+                        Text(bfd, style="green" if bfd in ("up", "-") else "red"),
+                        "" if s["uptime"] is None else str(s["uptime"]),
+                        "" if s["accepted"] is None else str(s["accepted"]),
+                    ]
+                )
+    return rows
 
 
 def status_markdown(doc: Mapping[str, Any]) -> str:

@@ -4,7 +4,9 @@ Per VIP and router:
 
 - one LB route per agent that has a next hop of the VIP's family (ECMP across agents), at the
   router's LB distance; every VIP gets them, whatever its mode, so removing a bypass always falls
-  back to the LB;
+  back to the LB; on a router whose LB route is ``bgp`` the VIP's LB route is instead one entry
+  of the import policy (:class:`BgpAccept`): the agents announce the VIP, the router accepts it
+  (eBGP distance 20, still worse than the bypass at 1);
 - for a VIP in mode ``single``, a bypass toward its DIP by the VIP's method (override) or the
   router's: a static route at the bypass distance, or a PBR rule;
 - for every IP version that has PBR rules, the LBAUTO policy bound to every ingress interface.
@@ -24,19 +26,24 @@ from __future__ import annotations
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lbauto.core.model import (
     Agent,
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     Inventory,
     IPAddress,
     IPNetwork,
+    LbRoute,
     Method,
     Mode,
     OwnedObject,
     PbrBinding,
     PbrRule,
     Router,
+    RouterObject,
     StaticRoute,
     Vip,
     host_prefix,
@@ -45,22 +52,27 @@ from lbauto.errors import InventoryError
 from lbauto.platforms import PLATFORMS
 
 FIRST_PBR_SEQ = 1
+_Obj = TypeVar("_Obj", bound=RouterObject)
 
 
-def object_sort_key(obj: OwnedObject) -> tuple[Any, ...]:
+def object_sort_key(obj: RouterObject) -> tuple[Any, ...]:
     """A total order over owned objects of mixed types: by VIP prefix (IPv4 first, numeric),
     within a prefix routes before rules; bindings last. Concatenating per-VIP sorted tuples in
     VIP order therefore gives a sorted whole, which the planner relies on for speed."""
     if isinstance(obj, PbrBinding):
         return (99, obj.interface, obj.version)
+    if isinstance(obj, BgpPeer | BgpGroup):
+        return (98, obj.kind, str(obj))  # router-wide: never indexed by prefix
     p = obj.prefix
     head = (p.version, int(p.network_address), p.prefixlen)
     if isinstance(obj, StaticRoute):
         return (*head, 0, obj.next_hop.version, int(obj.next_hop), obj.distance, obj.tag)
+    if isinstance(obj, BgpAccept):
+        return (*head, -1, 0, 0, 0, 0)  # the LB route comes first, as static LB routes do
     return (*head, 1, obj.seq, obj.next_hop.version, int(obj.next_hop), 0)
 
 
-def sorted_objects(objs: Iterable[OwnedObject]) -> tuple[OwnedObject, ...]:
+def sorted_objects(objs: Iterable[_Obj]) -> tuple[_Obj, ...]:
     return tuple(sorted(objs, key=object_sort_key))
 
 
@@ -124,10 +136,12 @@ class RouterIntent:
 
 def _lb_routes(
     vips: Sequence[Vip], prefixes: Sequence[IPNetwork], agents: Sequence[Agent], router: Router
-) -> dict[IPNetwork, tuple[StaticRoute, ...]]:
+) -> dict[IPNetwork, tuple[StaticRoute | BgpAccept, ...]]:
     hops4 = sorted(a.address for a in agents if a.address is not None)
     hops6 = sorted(a.address6 for a in agents if a.address6 is not None)
-    out: dict[IPNetwork, tuple[StaticRoute, ...]] = {}
+    if router.lb_route is LbRoute.BGP:
+        return {prefix: (BgpAccept(prefix),) for prefix in prefixes}
+    out: dict[IPNetwork, tuple[StaticRoute | BgpAccept, ...]] = {}
     dist, tag = router.lb_distance, router.tag
     for vip, prefix in zip(vips, prefixes, strict=True):
         hops: Sequence[IPAddress] = hops4 if vip.address.version == 4 else hops6
@@ -271,6 +285,7 @@ def intent_key(router: Router, observed_rules: frozenset[PbrRule], pbr_override:
     matter only where some VIP uses PBR on the router (``pbr_override``: a VIP overrides to it)."""
     pbr = router.method is Method.PBR or pbr_override
     return (
+        router.lb_route,
         router.method,
         router.tag,
         router.lb_distance,

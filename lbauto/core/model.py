@@ -7,7 +7,7 @@ passed the injection checks in :mod:`lbauto.inventory`. Nothing in this module d
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -38,6 +38,13 @@ class Method(StrEnum):
 
     STATIC = "static"
     PBR = "pbr"
+
+
+class LbRoute(StrEnum):
+    """How a router sends VIP traffic to the agents (the LB route)."""
+
+    STATIC = "static"  # one static route per agent at the LB distance
+    BGP = "bgp"  # the agents announce their VIPs over eBGP; the router accepts only VIPs
 
 
 class BypassPolicy(StrEnum):
@@ -99,6 +106,18 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class BgpSettings:
+    """The router side of LB routes learned over BGP (``lbauto_bgp`` in the inventory)."""
+
+    asn: int
+    agent_asn: int
+    bfd: bool = True
+    maximum_paths: int = 8
+    bfd_interval_ms: int = 100
+    bfd_multiplier: int = 3
+
+
+@dataclass(frozen=True)
 class Router:
     """A router whose lbauto-owned slice of config we render and push."""
 
@@ -110,6 +129,9 @@ class Router:
     tag: int = DEFAULT_TAG
     lb_distance: int = DEFAULT_LB_DISTANCE
     bypass_distance: int = DEFAULT_BYPASS_DISTANCE
+    lb_route: LbRoute = LbRoute.STATIC
+    #: Set exactly when ``lb_route`` is bgp (the inventory layer checks it).
+    bgp: BgpSettings | None = None
     port: int | None = None
     username: str | None = None
     #: Name of the environment variable that holds the password (never the password itself).
@@ -117,6 +139,23 @@ class Router:
     #: Driver-specific NAPALM optional_args (key_file, pathspace, transport, netns, ...).
     #: Left out of the hash (a dict is unhashable); equality still compares it.
     optional_args: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class EtcdBackend:
+    """``lbauto.yaml``'s ``backend: {type: etcd, ...}``: the apply lock and the journal are
+    shared through etcd (lbauto.orchestrate.backends), so runs on different machines queue."""
+
+    endpoints: tuple[str, ...]
+    prefix: str
+    lease_ttl: int = 10
+    timeout: float = 5.0
+    username: str | None = None
+    #: Name of the environment variable that holds the password (never the password itself).
+    password_env: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +173,11 @@ class Inventory:
     #: Loaded with files or a template_dir outside the directory allowed (the operator's
     #: explicit ``--allow-outside-inventory``); reloads of the inventory keep the choice.
     allow_outside: bool = False
+    #: Shared lock and journal; None: the state directory's files alone.
+    backend: EtcdBackend | None = None
+    #: Devices observed, pushed and verified at once (lbauto.yaml ``workers:``); None: the
+    #: default (lbauto.push.observe.DEFAULT_WORKERS).
+    workers: int | None = None
 
     def router(self, name: str) -> Router:
         for r in self.routers:
@@ -191,7 +235,66 @@ class PbrBinding:
         return "binding"
 
 
-OwnedObject: TypeAlias = StaticRoute | PbrRule | PbrBinding
+@dataclass(frozen=True, order=True)
+class BgpAccept:
+    """The LB route of one VIP in bgp mode: the router's import policy accepts the VIP's host
+    prefix from the agents (one prefix-list entry), so the agents' announcements install."""
+
+    prefix: IPNetwork
+
+    @property
+    def kind(self) -> str:
+        return "bgp"
+
+
+@dataclass(frozen=True)
+class BgpPeer:
+    """One agent as a BGP neighbor of the router (member of the LBAUTO peer group)."""
+
+    address: IPAddress
+
+    @property
+    def kind(self) -> str:
+        return "bgp-peer"
+
+
+@dataclass(frozen=True)
+class BgpGroup:
+    """The LBAUTO peer group and what it carries: remote AS, BFD profile, ECMP width, and the
+    import (VIPs only) and export (nothing) policies. One object: a changed setting is
+    rewritten in place, never by removing the group (that would drop every session)."""
+
+    asn: int
+    agent_asn: int
+    maximum_paths: int
+    bfd: bool
+    bfd_interval_ms: int
+    bfd_multiplier: int
+
+    @property
+    def kind(self) -> str:
+        return "bgp-group"
+
+
+OwnedObject: TypeAlias = StaticRoute | PbrRule | PbrBinding | BgpAccept
+#: Router-wide BGP objects: no VIP owns them, the plan carries them per router (Plan.pool).
+PoolObject: TypeAlias = BgpPeer | BgpGroup
+#: Anything lbauto owns on a router (what a push adds and removes).
+RouterObject: TypeAlias = OwnedObject | PoolObject
+
+
+def split_pool(
+    objects: Iterable[RouterObject],
+) -> tuple[frozenset[OwnedObject], frozenset[PoolObject]]:
+    """(per-VIP objects, router-wide BGP objects)."""
+    owned: set[OwnedObject] = set()
+    pool: set[PoolObject] = set()
+    for o in objects:
+        if isinstance(o, BgpPeer | BgpGroup):
+            pool.add(o)
+        else:
+            owned.add(o)
+    return frozenset(owned), frozenset(pool)
 
 
 # ------------------------------------------------------------------------------ observed state
@@ -244,6 +347,9 @@ class ObservedRouter:
     name: str
     objects: frozenset[OwnedObject] = frozenset()
     pending: PendingCommit | None = None
+    #: The router-wide BGP objects (peer group, neighbors) found, kept apart from the per-VIP
+    #: objects the planner indexes by prefix.
+    pool: frozenset[PoolObject] = frozenset()
 
 
 @dataclass(frozen=True)

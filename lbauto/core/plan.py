@@ -12,12 +12,15 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from lbauto.core.model import (
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     Drain,
     IPAddress,
     Mode,
-    OwnedObject,
     PbrBinding,
     PbrRule,
+    RouterObject,
     StaticRoute,
     Transit,
 )
@@ -68,8 +71,8 @@ class RouterChange(NamedTuple):
     """
 
     router: str
-    remove: tuple[OwnedObject, ...] = ()
-    add: tuple[OwnedObject, ...] = ()
+    remove: tuple[RouterObject, ...] = ()
+    add: tuple[RouterObject, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -146,8 +149,8 @@ class RouterPlan:
 
     router: str
     platform: str
-    remove: tuple[OwnedObject, ...] = ()
-    add: tuple[OwnedObject, ...] = ()
+    remove: tuple[RouterObject, ...] = ()
+    add: tuple[RouterObject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,10 @@ class Plan:
     transitions: tuple[Transition, ...] = ()
     routers: tuple[RouterPlan, ...] = ()
     options: PlanOptions = field(default_factory=PlanOptions)
+    #: Router-wide BGP objects (peer group, agent neighbors) to change, per router: also part
+    #: of ``routers``; the executor pushes additions first and removals last
+    #: (:mod:`lbauto.core.pool`).
+    pool: tuple[RouterChange, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -173,7 +180,7 @@ class Plan:
         )
 
 
-def object_to_json(obj: OwnedObject) -> dict[str, Any]:
+def object_to_json(obj: RouterObject) -> dict[str, Any]:
     if isinstance(obj, StaticRoute):
         return {
             "type": "static",
@@ -188,6 +195,20 @@ def object_to_json(obj: OwnedObject) -> dict[str, Any]:
             "seq": obj.seq,
             "prefix": str(obj.prefix),
             "next_hop": str(obj.next_hop),
+        }
+    if isinstance(obj, BgpAccept):
+        return {"type": "bgp", "prefix": str(obj.prefix)}
+    if isinstance(obj, BgpPeer):
+        return {"type": "bgp-peer", "address": str(obj.address)}
+    if isinstance(obj, BgpGroup):
+        return {
+            "type": "bgp-group",
+            "asn": obj.asn,
+            "agent_asn": obj.agent_asn,
+            "maximum_paths": obj.maximum_paths,
+            "bfd": obj.bfd,
+            "bfd_interval_ms": obj.bfd_interval_ms,
+            "bfd_multiplier": obj.bfd_multiplier,
         }
     assert isinstance(obj, PbrBinding)
     return {"type": "binding", "interface": obj.interface, "version": obj.version}

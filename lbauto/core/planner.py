@@ -66,13 +66,14 @@ from lbauto.core.intent import (
 from lbauto.core.model import (
     Agent,
     AgentVip,
+    BgpAccept,
     Inventory,
     IPAddress,
     Mode,
     ObservedState,
-    OwnedObject,
     PbrRule,
     Router,
+    RouterObject,
     StaticRoute,
     Vip,
     addr_key,
@@ -85,6 +86,7 @@ from lbauto.core.plan import (
     Transition,
     VipState,
 )
+from lbauto.core.pool import pool_changes, with_pool
 from lbauto.core.transitions import Facts, kind_of, steps_of
 from lbauto.errors import InventoryError
 
@@ -138,7 +140,9 @@ def _make_plan(
         for i, k in enumerate(scope.keys)
     )
     concat: dict[object, tuple[Objs, Objs]] = {}
-    return Plan(transitions, tuple(router_plan(w, scope, concat) for w in works), options)
+    pool = pool_changes(routers, agents, observed, removals=only is None)
+    plans = tuple(with_pool(router_plan(w, scope, concat), pool) for w in works)
+    return Plan(transitions, plans, options, pool)
 
 
 # ------------------------------------------------------------------------------- observation
@@ -206,7 +210,7 @@ def _is_address(text: str) -> bool:
 # ---------------------------------------------------------------------------------- bindings
 
 
-def _has_rule(objs: Objs) -> bool:
+def _has_rule(objs: tuple[RouterObject, ...]) -> bool:
     return any(isinstance(o, PbrRule) for o in objs)
 
 
@@ -432,10 +436,12 @@ def _split_move(
     return first, second
 
 
-def _is_bypass_role(obj: OwnedObject, router: Router) -> bool:
+def _is_bypass_role(obj: RouterObject, router: Router) -> bool:
     if isinstance(obj, StaticRoute):
         return obj.distance != router.lb_distance
-    return True  # PBR rules and the bindings that come with the first rule
+    # A BgpAccept is a VIP's LB route in bgp mode; PBR rules and the bindings that come with
+    # the first rule are bypass.
+    return not isinstance(obj, BgpAccept)
 
 
 # ------------------------------------------------------------------------------ router plans

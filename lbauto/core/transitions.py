@@ -27,6 +27,11 @@ repair          equal, a device drifted agent.set_vip(to) if an agent differs ; 
 none            equal                   nothing
 =============== ======================= ==========================================================
 
+The LB route is a static route per agent, or on a router with ``lbauto_lb_route: bgp`` the
+VIP's import policy entry (:class:`~lbauto.core.model.BgpAccept`: the agents announce the VIP);
+the bypass is a static route or PBR rule either way, so the table is the same in both modes.
+The BGP sessions themselves belong to no VIP (:mod:`lbauto.core.pool`).
+
 A single VIP whose devices drifted re-runs ``bypass-enable`` (its steps are idempotent: this is
 how a crash after its router step converges). ``agent.set_vip`` always keeps flow tracking on;
 ``agent.flow_tracking`` keeps the mode it finds. Pure: no I/O, nothing process-wide.

@@ -7,7 +7,8 @@ An inventory directory holds::
     hosts.yaml      optional   routers (Nornir SimpleInventory); none = plan the agents only
     groups.yaml     optional   Nornir groups the hosts inherit from
     defaults.yaml   optional   Nornir defaults
-    lbauto.yaml     optional   template_dir, state_dir, inventory (Nornir plugin), limits
+    lbauto.yaml     optional   template_dir, state_dir, inventory (Nornir plugin), limits,
+                               backend (shared lock and journal in etcd)
 
 Every file is checked by a pydantic model (:mod:`lbauto.inventory.schema`); routers are loaded by
 Nornir (:mod:`lbauto.inventory.routers`). :func:`load_inventory` raises one
@@ -27,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lbauto.core.model import Inventory
+from lbauto.core.model import EtcdBackend, Inventory
 from lbauto.errors import InventoryError
 from lbauto.inventory._errors import Reporter
 from lbauto.inventory._linemap import YMap
@@ -64,6 +65,8 @@ class _Settings:
         self.state_dir = path / DEFAULT_STATE_DIR
         self.source = NornirSource()
         self.limits = Limits()
+        self.backend: EtcdBackend | None = None
+        self.workers: int | None = None
 
 
 def load_inventory(
@@ -103,6 +106,8 @@ def load_inventory(
         template_dir=settings.template_dir,
         state_dir=settings.state_dir,
         allow_outside=allow_outside,
+        backend=settings.backend,
+        workers=settings.workers,
     )
 
 
@@ -172,6 +177,20 @@ def _settings(
         )
     if parsed.state_dir:
         out.state_dir = path / parsed.state_dir
+    out.workers = parsed.workers
+    if parsed.backend is not None:
+        b = parsed.backend
+        out.backend = EtcdBackend(
+            endpoints=b.endpoints,
+            prefix=b.prefix,
+            lease_ttl=b.lease_ttl,
+            timeout=float(b.timeout),
+            username=b.username,
+            password_env=b.password_env,
+            ca_file=path / b.ca_file if b.ca_file else None,
+            cert_file=path / b.cert_file if b.cert_file else None,
+            key_file=path / b.key_file if b.key_file else None,
+        )
     if parsed.template_dir:
         template_dir = path / parsed.template_dir
         if not allow_outside and not is_inside(template_dir, path):

@@ -30,7 +30,9 @@ from lbauto.core.model import (
     DEFAULT_BYPASS_DISTANCE,
     DEFAULT_LB_DISTANCE,
     DEFAULT_TAG,
+    BgpSettings,
     BypassPolicy,
+    LbRoute,
     Method,
     Router,
 )
@@ -459,6 +461,12 @@ def _router(
         ok = False
     if not bad & {"lbauto_method", "lbauto_ingress"}:
         ok &= _check_pbr_ingress(problems, file, line, label, resolved, pbr_vips)
+    bgp = None
+    if not bad & {"lbauto_lb_route", "lbauto_bgp"}:
+        bgp, bgp_problem = bgp_settings(resolved)
+        if bgp_problem is not None:
+            problems.add(file, line, label, *bgp_problem)
+            ok = False
     if bad or not ok or not NAME_RE.fullmatch(name):
         return None
     return Router(
@@ -470,11 +478,45 @@ def _router(
         tag=resolved.lbauto_tag or DEFAULT_TAG,
         lb_distance=lb,
         bypass_distance=bypass,
+        lb_route=resolved.lbauto_lb_route,
+        bgp=bgp,
         port=resolved.port,
         username=resolved.username,
         password_env=resolved.lbauto_password_env,
         optional_args=dict(resolved.optional_args),
     )
+
+
+BGP_FIX = (
+    "add `lbauto_bgp: {asn: <this router's AS>, agent_asn: <the agents' AS>}` to the host, "
+    "a group or defaults (or set lbauto_lb_route: static)"
+)
+
+
+def bgp_settings(resolved: ResolvedRouter) -> tuple[BgpSettings | None, tuple[str, str] | None]:
+    """The router's BGP settings in bgp mode (None in static mode), or (problem, fix)."""
+    if resolved.lbauto_lb_route is not LbRoute.BGP:
+        return None, None
+    entry = resolved.lbauto_bgp
+    missing = [k for k in ("asn", "agent_asn") if entry is None or getattr(entry, k) is None]
+    if entry is None or missing:
+        keys = " and ".join(f"lbauto_bgp.{k}" for k in missing)
+        return None, (f"lbauto_lb_route bgp needs {keys}", BGP_FIX)
+    assert entry.asn is not None and entry.agent_asn is not None
+    if entry.asn == entry.agent_asn:
+        return None, (
+            f"lbauto_bgp.asn and lbauto_bgp.agent_asn are both {entry.asn}",
+            "the agents peer over eBGP: give them an AS of their own (e.g. 64512)",
+        )
+    settings = BgpSettings(
+        asn=entry.asn,
+        agent_asn=entry.agent_asn,
+        bfd=entry.bfd,
+        maximum_paths=entry.maximum_paths,
+        bfd_interval_ms=entry.bfd_interval_ms,
+        bfd_multiplier=entry.bfd_multiplier,
+    )
+    return settings, None
 
 
 def _resolved_message(e: Any) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lbauto.core.addresses import MAX_DIPS, parse_address
-from lbauto.core.model import MAX_TAG, BypassPolicy, IPAddress, Method
+from lbauto.core.model import MAX_TAG, BypassPolicy, IPAddress, LbRoute, Method
 from lbauto.platforms import PLATFORMS, canonical_name
 
 #: VIP, router, agent and group names.
@@ -347,6 +347,30 @@ class AgentsFile(Strict):
 
 # ------------------------------------------------------------- hosts, groups, defaults (Nornir)
 
+#: 4-byte AS numbers (RFC 6793); 0 and 4294967295 are reserved (RFC 7607, RFC 7300).
+MAX_ASN = 4_294_967_294
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    fail("must be true or false", "write {key}: true or {key}: false", form="got")
+
+
+class BgpEntry(Strict):
+    """``lbauto_bgp``: the router side of BGP LB routes (used when ``lbauto_lb_route: bgp``)."""
+
+    SHAPE_FIX: ClassVar[str] = "write `lbauto_bgp: {asn: 64500, agent_asn: 64512}`"
+
+    asn: Annotated[int | None, integer(1, MAX_ASN)] = None
+    agent_asn: Annotated[int | None, integer(1, MAX_ASN)] = None
+    bfd: Annotated[bool, PlainValidator(_flag)] = True
+    #: FRR's default build allows up to 64 ECMP paths (--enable-multipath=64).
+    maximum_paths: Annotated[int, integer(1, 64)] = 8
+    #: FRR bfdd accepts 10..60000 ms.
+    bfd_interval_ms: Annotated[int, integer(10, 60000)] = 100
+    bfd_multiplier: Annotated[int, integer(2, 255)] = 3
+
 
 class RouterData(BaseModel):
     """Nornir ``data``: free-form for other tools, lbauto's settings as flat ``lbauto_*`` keys
@@ -365,6 +389,8 @@ class RouterData(BaseModel):
     lbauto_lb_distance: Annotated[int | None, integer(1, 255, none="empty")] = None
     lbauto_bypass_distance: Annotated[int | None, integer(1, 255, none="empty")] = None
     lbauto_password_env: Annotated[str | None, text(ENV_RE, ENV_RULE, none="empty")] = None
+    lbauto_lb_route: Annotated[LbRoute | None, choice(LbRoute, none="empty")] = None
+    lbauto_bgp: BgpEntry | None = None
 
 
 class NapalmExtras(Strict):
@@ -441,6 +467,8 @@ class ResolvedRouter(Strict):
     lbauto_lb_distance: Annotated[int | None, integer(1, 255)] = None
     lbauto_bypass_distance: Annotated[int | None, integer(1, 255)] = None
     lbauto_password_env: Env = None
+    lbauto_lb_route: Annotated[LbRoute, choice(LbRoute)] = LbRoute.STATIC
+    lbauto_bgp: BgpEntry | None = None
     optional_args: dict[str, Any] = {}
 
 
@@ -469,6 +497,48 @@ class LimitsEntry(Strict):
     max_errors_per_kind: Annotated[int | None, integer(1, 1_000_000)] = None
 
 
+#: etcd key prefixes: absolute, plain path segments (the lock and journal keys go below it).
+ETCD_PREFIX_RE = re.compile(r"(/[A-Za-z0-9_.-]{1,64}){1,8}")
+
+
+def _etcd_type(value: Any) -> str:
+    if value != "etcd":
+        fail("is not a known backend", "use `type: etcd`, or remove `backend:` for local files")
+    return "etcd"
+
+
+def _endpoints(value: Any) -> tuple[str, ...]:
+    value = _as_list(value)
+    if not isinstance(value, list) or not value:
+        fail("must be a non-empty list", "write {key}: [http://127.0.0.1:2379]", form="plain")
+    return tuple(_url(v) for v in value)
+
+
+class BackendEntry(Strict):
+    """``backend:``: where the apply lock and the journal live besides the state directory."""
+
+    SHAPE_FIX: ClassVar[str] = (
+        "write `backend: {type: etcd, endpoints: [http://127.0.0.1:2379], prefix: /lbauto/prod}`"
+    )
+
+    type: Annotated[str, PlainValidator(_optional(_etcd_type, "missing"))] = Field(
+        description="add `type: etcd`"
+    )
+    endpoints: Annotated[tuple[str, ...], PlainValidator(_optional(_endpoints, "missing"))] = Field(
+        description="add `endpoints: [http://127.0.0.1:2379]` (etcd client URLs)"
+    )
+    prefix: Annotated[
+        str, text(ETCD_PREFIX_RE, "an absolute key path such as /lbauto/prod", none="missing")
+    ] = Field(description="add `prefix: /lbauto/<inventory name>` (one per inventory)")
+    lease_ttl: Annotated[int, integer(2, 3600)] = 10
+    timeout: Annotated[int, integer(1, 300)] = 5
+    username: HostText = None
+    password_env: Env = None
+    ca_file: PathText = None
+    cert_file: PathText = None
+    key_file: PathText = None
+
+
 class SettingsFile(Strict):
     SHAPE_FIX: ClassVar[str] = "write `state_dir: .lbauto`"
 
@@ -476,3 +546,5 @@ class SettingsFile(Strict):
     state_dir: PathText = None
     inventory: NornirInventory | None = None
     limits: LimitsEntry | None = None
+    backend: BackendEntry | None = None
+    workers: Annotated[int | None, integer(1, 1024)] = None

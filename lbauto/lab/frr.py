@@ -25,9 +25,17 @@ from lbauto.lab.spec import CLIENT_HOST, CLIENT_NET4, LabRouter, v4
 CONF_ROOT = Path("/etc/frr")
 RUN_ROOT = Path("/var/run/frr")
 DAEMONS = ("zebra", "staticd", "pbrd", "bgpd")
+#: BGP labs also run bfdd: lbauto renders the agents' sessions with BFD
+#: (``lbauto_lb_route: bgp`` in the lab inventory, applied by ``lbauto apply``).
+BGP_DAEMONS = (*DAEMONS, "bfdd")
 #: The lab's BGP numbers are documentation ASNs (RFC 5398).
 ROUTER_AS = 64500
 PEER_AS = 64501
+AGENT_AS = 64510
+#: BFD with the agents: 100 ms x 3 = a dead agent is detected within 300 ms.
+BFD_INTERVAL_MS = 100
+BFD_MULTIPLIER = 3
+MAXIMUM_PATHS = 8
 #: The only prefix the router learns over BGP (outside every lab address plan).
 PEER_PREFIX = "198.19.255.0/24"
 _PEER = "peer-bgpd"
@@ -152,11 +160,11 @@ def write_config(router: LabRouter) -> None:
     _write(cdir / "daemons", _DAEMONS.format(name=router.name), uid, gid, 0o640)
 
 
-def start(router: LabRouter) -> None:
+def start(router: LabRouter, bgp: bool = False) -> None:
     """Start the daemons (zebra first: the others connect to its zserv socket)."""
     ps = router.pathspace
     log = router.dir / "frr" / "frr.log"
-    for daemon in DAEMONS:
+    for daemon in BGP_DAEMONS if bgp else DAEMONS:
         argv = [str(FRR_DIR / daemon), "-N", ps, "-d", "-A", "127.0.0.1", "-P", "0"]
         argv += ["--log", f"file:{log}", "--log-level", "informational"]
         if daemon == "zebra":
@@ -186,7 +194,7 @@ def _start_peer(router: LabRouter, log: Path) -> None:
 
 
 def stop(pathspace: str) -> None:
-    pidfiles = [run_dir(pathspace) / f"{d}.pid" for d in DAEMONS]
+    pidfiles = [run_dir(pathspace) / f"{d}.pid" for d in BGP_DAEMONS]
     pidfiles += [run_dir(pathspace) / _PEER / f"{d}.pid" for d in ("bgpd", "zebra")]
     pids = [pidfile_pid(pf, pathspace) for pf in pidfiles]
     kill([p for p in pids if p is not None])

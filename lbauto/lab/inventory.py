@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from lbauto.lab.frr import AGENT_AS, BFD_INTERVAL_MS, BFD_MULTIPLIER, MAXIMUM_PATHS, ROUTER_AS
 from lbauto.lab.spec import Layout
 
 VIP_WEB = ipaddress.IPv4Address("192.0.2.10")
@@ -70,12 +71,21 @@ def hosts_yaml(lay: Layout) -> str:
 
 
 def groups_yaml(lay: Layout) -> str:
-    return _header(lay, "Router groups") + (
+    text = _header(lay, "Router groups") + (
         "lab:\n"
         "  platform: frr\n"
         "  data:\n"
         "    lbauto_tag: 4242        # marks the static routes lbauto owns\n"
     )
+    if lay.spec.bgp:
+        # The agents announce their VIPs (docs/scale-out.md); lbauto renders the router side.
+        text += (
+            "    lbauto_lb_route: bgp    # LB routes are learned from the agents, not static\n"
+            f"    lbauto_bgp: {{asn: {ROUTER_AS}, agent_asn: {AGENT_AS}, bfd: true, "
+            f"maximum_paths: {MAXIMUM_PATHS}, bfd_interval_ms: {BFD_INTERVAL_MS}, "
+            f"bfd_multiplier: {BFD_MULTIPLIER}}}\n"
+        )
+    return text
 
 
 def defaults_yaml(lay: Layout) -> str:

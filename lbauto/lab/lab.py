@@ -171,14 +171,14 @@ class Lab:
         started = [(dip, servers.start(dip, lay.state_dir)) for dip in lay.dips]
         for router in lay.routers:
             frr.write_config(router)
-            frr.start(router)
+            frr.start(router, bgp=lay.spec.bgp)
             sshd.start(router, self.name)
         for dip, pid in started:
             servers.wait_started(dip, lay.state_dir, pid)
         for vip in inventory.initial_vips(lay):
             self.add_vip(vip.address)
         for agent in lay.agents:
-            _write_agent_files(agent, self.name)
+            _write_agent_files(agent, self.name, lay.routers if lay.spec.bgp else ())
         inventory.write(lay)
         if lay.spec.start_agents:
             for agent in lay.agents:
@@ -318,7 +318,7 @@ class Lab:
         rows = []
         for r in lay.routers:
             procs = {"netns": r.netns in present}
-            for daemon in frr.DAEMONS:
+            for daemon in frr.BGP_DAEMONS if lay.spec.bgp else frr.DAEMONS:
                 pf = frr.run_dir(r.pathspace) / f"{daemon}.pid"
                 procs[daemon] = pidfile_pid(pf, r.pathspace) is not None
             procs["sshd"] = pidfile_pid(sshd.pid_file(r), str(sshd.config_file(r))) is not None
@@ -353,7 +353,7 @@ def _member(members: tuple[_M, ...], name: str, what: str, lab: str) -> _M:
     raise LabError(f"lab {lab} has no {what} {name!r} (it has {names})")
 
 
-def _write_agent_files(agent: LabAgent, lab: str) -> None:
+def _write_agent_files(agent: LabAgent, lab: str, bgp_routers: tuple[LabRouter, ...] = ()) -> None:
     agent.config_file.parent.mkdir(parents=True, exist_ok=True)
     if not agent.token_file.exists():
         fd = os.open(agent.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -366,6 +366,27 @@ def _write_agent_files(agent: LabAgent, lab: str) -> None:
         f"interface: {agent.iface}              # server-facing interface (nftables ingress)\n"
         f"token_file: {agent.token_file}\n"
         f"state_file: {agent.state_file}\n"
+        + (_bgp_section(agent, bgp_routers) if bgp_routers else "")
+    )
+
+
+def _bgp_section(agent: LabAgent, routers: tuple[LabRouter, ...]) -> str:
+    """The agent's BGP speaker: one session (with BFD) to every router of the lab."""
+    neighbors = "".join(
+        f"    - {{address: {ip}, remote_asn: {frr.ROUTER_AS}}}\n"
+        for r in routers
+        for ip in (r.server_ip, r.server_ip6)
+    )
+    return (
+        "# Announce held VIPs to every router over BGP, with BFD (docs/scale-out.md).\n"
+        "bgp:\n"
+        f"  asn: {frr.AGENT_AS}\n"
+        f"  router_id: {agent.address}\n"
+        f"  address6: {agent.address6}\n"
+        f"  bfd_interval_ms: {frr.BFD_INTERVAL_MS}\n"
+        f"  bfd_multiplier: {frr.BFD_MULTIPLIER}\n"
+        f"  run_dir: {agent.config_file.parent / 'frr'}\n"
+        "  neighbors:\n" + neighbors
     )
 
 

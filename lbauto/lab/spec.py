@@ -85,6 +85,9 @@ class LabSpec:
     start_agents: bool = False
     #: Management subnet index (198.18.<index>.0/24); None picks the lowest free one.
     index: int | None = None
+    #: Agents announce their VIPs over BGP (+ BFD) to every router; routers ECMP across them
+    #: (docs/scale-out.md). Off: no agent speaker, static LB routes as before.
+    bgp: bool = False
 
     def validate(self) -> None:
         check_name(self.name)
@@ -102,12 +105,13 @@ class LabSpec:
 
     def same_shape(self, other: LabSpec) -> bool:
         """True when ``other`` asks for the lab this spec built (agents' start flag aside)."""
-        return (self.name, self.routers, self.agents, self.dips, self.method) == (
+        return (self.name, self.routers, self.agents, self.dips, self.method, self.bgp) == (
             other.name,
             other.routers,
             other.agents,
             other.dips,
             other.method,
+            other.bgp,
         )
 
 

@@ -57,6 +57,12 @@ _DIP_SYSCTLS = (
     "net.ipv4.conf.all.arp_announce=2",
     "net.ipv4.conf.default.arp_announce=2",
 )
+# ECMP (BGP labs: several agents per VIP, several routers for the client) hashes on the L4
+# 5-tuple, so the connections of one client spread over the next hops.
+_MULTIPATH_SYSCTLS = (
+    "net.ipv4.fib_multipath_hash_policy=1",
+    "net.ipv6.fib_multipath_hash_policy=1",
+)
 _SWITCH_SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
 # Nothing from the lab's segments may be routed onto the management link (or back).
@@ -94,9 +100,9 @@ def create_namespaces(lay: Layout) -> None:
         run(["ip", "netns", "add", ns])
     # Sysctls first: links created afterwards inherit the namespace's ``default`` values.
     sysctl(lay.switch_netns, _SWITCH_SYSCTLS)
-    sysctl(lay.client.netns, _COMMON_SYSCTLS)
+    sysctl(lay.client.netns, _COMMON_SYSCTLS + _MULTIPATH_SYSCTLS)
     for r in lay.routers:
-        sysctl(r.netns, _COMMON_SYSCTLS + _FORWARDING_SYSCTLS)
+        sysctl(r.netns, _COMMON_SYSCTLS + _FORWARDING_SYSCTLS + _MULTIPATH_SYSCTLS)
     for a in lay.agents:
         sysctl(a.netns, _COMMON_SYSCTLS + _FORWARDING_SYSCTLS + _AGENT_SYSCTLS)
     for d in lay.dips:
@@ -180,10 +186,17 @@ def configure_members(lay: Layout) -> None:
     c = lay.client
     lines = ["link set lo up"]
     lines += _iface(IF_CLIENT, c.address, c4, c.address6, c6)
-    lines += [
-        f"route add default via {first.client_ip}",
-        f"route add default via {first.client_ip6}",
-    ]
+    if lay.spec.bgp and len(lay.routers) > 1:
+        # A pool: the client's connections spread over every router, as an upstream would.
+        lines += [
+            "route add default " + " ".join(f"nexthop via {r.client_ip}" for r in lay.routers),
+            "route add default " + " ".join(f"nexthop via {r.client_ip6}" for r in lay.routers),
+        ]
+    else:
+        lines += [
+            f"route add default via {first.client_ip}",
+            f"route add default via {first.client_ip6}",
+        ]
     batch(c.netns, lines)
     for ns in [r.netns for r in lay.routers] + [a.netns for a in lay.agents]:
         run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=_MGMT_GUARD)

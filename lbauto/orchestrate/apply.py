@@ -20,9 +20,8 @@ from lbauto.core.plan import Kind, Plan, PlanOptions
 from lbauto.core.planner import make_plan
 from lbauto.errors import AbortedError, EditConflictError, InventoryError, LbautoError, PushError
 from lbauto.inventory import load_inventory
+from lbauto.orchestrate.backends import StateBackend, backend_for
 from lbauto.orchestrate.executor import EventHook, ExecResult, Executor
-from lbauto.orchestrate.journal import Journal, read_journal
-from lbauto.orchestrate.lock import apply_lock
 from lbauto.orchestrate.pending import Resolution, Resolver, decide, resolve
 from lbauto.orchestrate.ports import RouterPort
 from lbauto.orchestrate.vipsfile import (
@@ -81,8 +80,9 @@ def run_apply(
     """
     if dry_run:
         return _plan_only(inv, devices, options, only)
-    with apply_lock(state_dir(inv)):
-        return _apply_locked(inv, devices, options, confirm, only, on_event)
+    backend = backend_for(inv, state_dir(inv))
+    with backend.lock():
+        return _apply_locked(inv, devices, options, confirm, only, on_event, backend)
 
 
 def _apply_locked(
@@ -92,14 +92,15 @@ def _apply_locked(
     confirm: Callable[[ApplyOutcome], bool],
     only: Collection[str] | None,
     on_event: EventHook | None,
+    backend: StateBackend,
 ) -> ApplyOutcome:
     # The journal first: a state directory that cannot take it stops the run before any
     # device is read or touched.
-    journal = Journal(state_dir(inv))
+    journal = backend.journal()
     observed = devices.observe()
     resolved: list[str] = []
     if observed.pending_commits():
-        events = list(read_journal(state_dir(inv)))
+        events = list(backend.read_journal())
         resolved = resolve(inv, observed, journal, devices.resolve, events, options)
         observed = devices.observe()
         left = observed.pending_commits()
@@ -108,7 +109,7 @@ def _apply_locked(
                 "commits still await confirmation after resolving them: "
                 + ", ".join(f"router {r} ({p.commit_id or 'no id'})" for r, p in left.items())
             )
-    outcome = _plan_only(inv, devices, options, only, observed)
+    outcome = _plan_only(inv, devices, options, only, observed, backend)
     outcome.resolved = tuple(resolved)
     if not outcome.plan.has_changes:
         return outcome
@@ -118,7 +119,7 @@ def _apply_locked(
     outcome.executed = executor.execute(outcome.plan)
     after = make_plan(inv, devices.observe(), options, only)
     outcome.remaining = tuple(t.vip for t in after.transitions if t.kind is not Kind.NONE)
-    outcome.converged = not outcome.remaining
+    outcome.converged = not outcome.remaining and not after.pool  # pool: BGP sessions
     return outcome
 
 
@@ -128,13 +129,14 @@ def _plan_only(
     options: PlanOptions,
     only: Collection[str] | None,
     observed: ObservedState | None = None,
+    backend: StateBackend | None = None,
 ) -> ApplyOutcome:
     observed = observed if observed is not None else devices.observe()
     plan = make_plan(inv, observed, options, only)
     diffs = devices.diffs(plan, observed) if plan.has_changes else {}
     pending: tuple[Resolution, ...] = ()
     if observed.pending_commits():
-        events = list(read_journal(state_dir(inv)))
+        events = list((backend or backend_for(inv, state_dir(inv))).read_journal())
         pending = tuple(decide(inv, observed, events, options))
     return ApplyOutcome(plan=plan, observed=observed, diffs=diffs, pending=pending)
 
@@ -190,6 +192,8 @@ def scaled_inventory(
         vips=new_inv.vips,
         template_dir=inv.template_dir,
         state_dir=state_dir(inv),
+        backend=inv.backend,
+        workers=inv.workers,
     )
     return new_inv, new_text
 
@@ -219,10 +223,11 @@ def run_scale(
             new_inv, devices, options=options, dry_run=True, confirm=confirm, only=[req.vip]
         )
     vips_file = inv.path / "vips.yaml"
-    with apply_lock(state_dir(inv), command=f"scale vip {req.vip}"):
+    backend = backend_for(inv, state_dir(inv))
+    with backend.lock(command=f"scale vip {req.vip}"):
         before, fresh = _read_inventory(inv)
         new_inv, _ = scaled_inventory(fresh, req, before)
-        outcome = _apply_locked(new_inv, devices, options, confirm, [req.vip], on_event)
+        outcome = _apply_locked(new_inv, devices, options, confirm, [req.vip], on_event, backend)
         dips = next(v.dips for v in new_inv.vips if v.name == req.vip)
         _write_scaled(vips_file, req.vip, before, dips)
         return outcome
@@ -237,7 +242,7 @@ def _read_inventory(inv: Inventory) -> tuple[str, Inventory]:
         fresh = load_inventory(inv.path, allow_outside=inv.allow_outside)
         if path.read_text(encoding="utf-8") == text:  # else edited during the load: again
             return text, dataclasses.replace(
-                fresh, template_dir=inv.template_dir, state_dir=state_dir(inv)
+                fresh, template_dir=inv.template_dir, state_dir=state_dir(inv), backend=inv.backend
             )
 
 

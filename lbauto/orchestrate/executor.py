@@ -22,11 +22,14 @@ from dataclasses import dataclass, field
 from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import (
     AgentVip,
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     Drain,
     IPAddress,
     ObservedState,
-    OwnedObject,
     PbrRule,
+    RouterObject,
     StaticRoute,
 )
 from lbauto.core.plan import Action, Plan, RouterChange, Step, Transition
@@ -51,12 +54,21 @@ def failpoint(point: str, index: int) -> None:
         failpoint_hook(point, index)
 
 
-def object_key(obj: OwnedObject) -> str:
+def object_key(obj: RouterObject) -> str:
     """A router object as one stable line of text (journal records, comparisons)."""
     if isinstance(obj, StaticRoute):
         return f"static {obj.prefix} via {obj.next_hop} distance {obj.distance} tag {obj.tag}"
     if isinstance(obj, PbrRule):
         return f"pbr seq {obj.seq} {obj.prefix} via {obj.next_hop}"
+    if isinstance(obj, BgpAccept):
+        return f"bgp accept {obj.prefix}"
+    if isinstance(obj, BgpPeer):
+        return f"bgp neighbor {obj.address}"
+    if isinstance(obj, BgpGroup):
+        return (
+            f"bgp group as {obj.asn} agents as {obj.agent_asn} maximum-paths"
+            f" {obj.maximum_paths} bfd {obj.bfd} {obj.bfd_interval_ms} ms x{obj.bfd_multiplier}"
+        )
     return f"binding {obj.interface} ipv{obj.version}"
 
 
@@ -144,6 +156,8 @@ class Executor:
                 }
             },
         )
+        if not self._pool(plan, add=True, result=result):
+            runs = []  # no VIP moves onto BGP sessions that could not be configured
         rounds = max((len(r.t.steps) for r in runs), default=0)
         for k in range(rounds):
             live = [r for r in runs if not r.failed and k < len(r.t.steps)]
@@ -155,6 +169,9 @@ class Executor:
             if not r.failed:
                 r.finished = True
                 result.completed.append(r.t.vip)
+        if not result.failed:
+            # Only once every VIP moved: a VIP whose move failed may still rely on the sessions.
+            self._pool(plan, add=False, result=result)
         result.seconds = self.clock() - start
         self._try_record(
             "run-end",
@@ -165,6 +182,43 @@ class Executor:
             more = f" (and {len(result.failed) - 1} more)" if len(result.failed) > 1 else ""
             raise TransitionError(first.vip, first.step, first.device, first.cause + more)
         return result
+
+    def _pool(self, plan: Plan, add: bool, result: ExecResult) -> bool:
+        """Push and verify the router-wide BGP objects' additions (``add``) or removals
+        (:mod:`lbauto.core.pool`); False, with the failure recorded, when that failed."""
+        changes = tuple(
+            RouterChange(rc.router, add=rc.add)
+            if add
+            else RouterChange(rc.router, remove=rc.remove)
+            for rc in plan.pool
+            if (rc.add if add else rc.remove)
+        )
+        if not changes:
+            return True
+        what = "pool-add" if add else "pool-remove"
+        detail = ", ".join(rc.router for rc in changes)
+        try:
+            self.journal.record("start", vip=what, action=Action.ROUTER_PUSH.value, detail=detail)
+            self.routers.push(changes, before_confirm=functools.partial(self._pool_commit, changes))
+            self.routers.verify(changes)
+            self.journal.record("end", vip=what, action=Action.ROUTER_VERIFY.value, detail=detail)
+        except LbautoError as exc:
+            device = (
+                f"router {exc.router}" if isinstance(exc, PushError) and exc.router else "routers"
+            )
+            self._try_record("fail", vip=what, action="router.push", device=device, detail=str(exc))
+            result.failed.append(Failure(what, Action.ROUTER_PUSH.value, device, str(exc)))
+            return False
+        for rc in changes:
+            result.router_commits[rc.router] = result.router_commits.get(rc.router, 0) + 1
+        return True
+
+    def _pool_commit(
+        self, changes: Sequence[RouterChange], commits: Mapping[str, str | None]
+    ) -> None:
+        self.journal.record(
+            "commit", action=Action.ROUTER_PUSH.value, data=_commit_data(changes, commits, [])
+        )
 
     def _round(self, k: int, live: list[_Run], result: ExecResult) -> None:
         by_action: dict[Action, list[_Run]] = {}
@@ -330,20 +384,28 @@ class Executor:
                 elapsed = self.clock() - start
                 if left == 0 or elapsed >= drain.timeout:
                     detail = "drained" if left == 0 else f"timeout with {left} flow(s) left"
+                    if left < 0:
+                        detail = "timeout: an agent could not say how many flows it has left"
                     del pending[key]
                     self._ended(k, r, _Undo(Action.WAIT_DRAIN), result, detail)
             if pending:
                 self.sleep(DRAIN_POLL)
 
     def _remaining_flows(self, address: IPAddress, dips: Sequence[IPAddress]) -> int:
+        """Flows on the draining DIPs, summed over every agent of the pool: with ECMP any
+        agent may hold some. An agent that cannot be asked counts as not drained (-1 when no
+        agent that answered has flows left): it may still forward them, and the drain's
+        timeout bounds the wait."""
         total = 0
+        unknown = False
         for agent in self.agents:
             try:
                 per_dip = agent.flows_per_dip(address)
             except LbautoError:
-                continue  # an agent we cannot ask cannot hold us; the timeout still bounds it
+                unknown = True
+                continue
             total += sum(per_dip.get(d, 0) for d in dips)
-        return total
+        return -1 if unknown and total == 0 else total
 
     # ------------------------------------------------------------------ failure and undo
 
@@ -443,8 +505,8 @@ def _commit_data(
 
 def _merge(groups: Sequence[Sequence[RouterChange]]) -> tuple[RouterChange, ...]:
     """One RouterChange per router out of many VIPs' changes (order kept, duplicates dropped)."""
-    removes: dict[str, dict[OwnedObject, None]] = {}
-    adds: dict[str, dict[OwnedObject, None]] = {}
+    removes: dict[str, dict[RouterObject, None]] = {}
+    adds: dict[str, dict[RouterObject, None]] = {}
     for changes in groups:
         for rc in changes:
             removes.setdefault(rc.router, {}).update(dict.fromkeys(rc.remove))

@@ -13,15 +13,13 @@ from rich.console import Console
 from lbauto.agent.client import HttpAgentClient
 from lbauto.agent.protocol import AgentApi
 from lbauto.core.model import (
-    AgentVip,
     Inventory,
-    IPAddress,
     ObservedState,
     PendingCommit,
     Router,
 )
 from lbauto.core.plan import Plan
-from lbauto.errors import AgentError, PushError, StateError
+from lbauto.errors import AgentError, LbautoError, PushError, StateError
 from lbauto.orchestrate.apply import Devices
 from lbauto.platforms.driver import NapalmDriver
 from lbauto.push.drivers import (
@@ -32,7 +30,7 @@ from lbauto.push.drivers import (
     mask,
     open_driver,
 )
-from lbauto.push.observe import observe_routers
+from lbauto.push.observe import DEFAULT_WORKERS, bounded_map, observe_router
 from lbauto.push.pipeline import RouterFleet, push
 
 #: Default seconds of silence after which a connection on a draining DIP counts as ended.
@@ -114,36 +112,82 @@ class SessionPool:
                 driver.close()
 
 
-def observe_agents(clients: Sequence[AgentApi]) -> dict[str, dict[IPAddress, AgentVip]]:
-    """Every agent's VIPs; any unreachable agent stops the run before a device is touched."""
-    out: dict[str, dict[IPAddress, AgentVip]] = {}
-    problems: list[str] = []
-    for c in clients:
+def observe_fleet(
+    clients: Sequence[AgentApi], routers: Sequence[Router], opener: Opener, workers: int
+) -> ObservedState:
+    """Every agent's VIPs and every router's lbauto objects, read concurrently with at most
+    ``workers`` devices at once (one slow router no longer waits for the agents, nor 100
+    routers for each other).
+
+    Every device is read even when one fails, and :class:`StateError` names each one that
+    could not be read (agents first: their line starts ``cannot observe:``): a plan made from
+    a partial observation would undo or redo work on the devices that were not seen.
+    """
+
+    def one(device: AgentApi | Router) -> Any:
+        if isinstance(device, Router):
+            try:
+                return observe_router(device, opener)
+            except StateError as exc:
+                return exc
         try:
-            out[c.name] = c.list_vips()
+            return device.list_vips()
         except AgentError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise StateError("cannot observe: " + " | ".join(problems))
-    return out
+            return exc
+
+    devices: list[AgentApi | Router] = [*clients, *routers]
+    results = bounded_map(one, devices, workers)
+    agent_results, router_results = results[: len(clients)], results[len(clients) :]
+    failed_agents = [r for r in agent_results if isinstance(r, AgentError)]
+    failed_routers = [r for r in router_results if isinstance(r, StateError)]
+    if failed_agents or failed_routers:
+        lines = ["cannot observe: " + " | ".join(map(str, failed_agents))] if failed_agents else []
+        lines += [str(r) for r in failed_routers]
+        first: LbautoError = failed_agents[0] if failed_agents else failed_routers[0]
+        # Chain the first failure so its cause (e.g. a missing key file) reaches the user.
+        raise StateError("\n".join(lines)) from first
+    return ObservedState(
+        agents={c.name: r for c, r in zip(clients, agent_results, strict=True)},
+        routers={r.name: r for r in router_results},
+    )
+
+
+def workers_for(inv: Inventory, workers: int | None = None) -> int:
+    """How many devices lbauto talks to at once: ``workers`` (``--workers``), else
+    lbauto.yaml's ``workers:``, else :data:`~lbauto.push.observe.DEFAULT_WORKERS`."""
+    chosen = workers or inv.workers or DEFAULT_WORKERS
+    if chosen < 1:
+        raise ValueError(f"workers must be at least 1, not {chosen}")
+    return int(chosen)
 
 
 def live_devices(
-    inv: Inventory, console: Console | None = None, drain_idle: float | None = DRAIN_IDLE
+    inv: Inventory,
+    console: Console | None = None,
+    drain_idle: float | None = DRAIN_IDLE,
+    workers: int | None = None,
+    opener: Opener = open_driver,
 ) -> Devices:
     """Real agents and routers. ``drain_idle``: a drain wait counts a connection as ended once
-    it has carried no packet for that many seconds (None: only when its flow entry expires)."""
+    it has carried no packet for that many seconds (None: only when its flow entry expires).
+    ``workers``: devices observed, pushed and verified at once (see :func:`workers_for`)."""
+    bound = workers_for(inv, workers)
     clients: list[AgentApi] = [
         HttpAgentClient.for_agent(a, drain_idle=drain_idle) for a in inv.agents
     ]
-    pool = SessionPool()
-    fleet = RouterFleet(inv.routers, console=console, template_dir=inv.template_dir, opener=pool)
+    pool = SessionPool(opener)
+    fleet = RouterFleet(
+        inv.routers,
+        console=console,
+        template_dir=inv.template_dir,
+        opener=pool,
+        workers=bound,
+    )
 
     def observe() -> ObservedState:
-        agents = observe_agents(clients)
-        routers = observe_routers(inv, opener=pool)
-        fleet.observed = {name: r.objects for name, r in routers.items()}
-        return ObservedState(agents=agents, routers=routers)
+        state = observe_fleet(clients, inv.routers, pool, bound)
+        fleet.observed = {name: r.objects for name, r in state.routers.items()}
+        return state
 
     def diffs(plan: Plan, observed: ObservedState) -> Mapping[str, str]:
         from lbauto.core.plan import RouterChange
@@ -154,7 +198,7 @@ def live_devices(
             for rp in plan.routers
             if rp.add or rp.remove
         ]
-        result = push(fleet.jobs(changes), dry_run=True, opener=pool)
+        result = push(fleet.jobs(changes), dry_run=True, opener=pool, workers=bound)
         return {r.router: r.diff for r in result.results}
 
     def resolve(name: str, pending: PendingCommit, confirm: bool) -> str:

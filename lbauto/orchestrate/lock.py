@@ -16,8 +16,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lbauto.errors import JournalError, LockedError
+
+
+def holder_info(command: str) -> dict[str, Any]:
+    """Who takes the lock: what a refused second run prints (also the etcd lock's value)."""
+    return {
+        "pid": os.getpid(),
+        "user": getpass.getuser(),
+        "host": socket.gethostname(),
+        "since": time.time(),
+        "command": command,
+    }
 
 
 def _holder_text(path: Path) -> str:
@@ -25,6 +37,10 @@ def _holder_text(path: Path) -> str:
         info = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
         return "another process"
+    return describe_holder(info)
+
+
+def describe_holder(info: dict[str, Any]) -> str:
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.get("since", 0)))
     return (
         f"pid {info.get('pid', '?')} ({info.get('user', '?')} on {info.get('host', '?')}, "
@@ -55,13 +71,7 @@ def apply_lock(state_dir: Path, command: str = "apply") -> Iterator[None]:
                 f"inventory is locked by {_holder_text(path)}; wait for it to finish "
                 f"(the lock is {path})"
             ) from None
-        info = {
-            "pid": os.getpid(),
-            "user": getpass.getuser(),
-            "host": socket.gethostname(),
-            "since": time.time(),
-            "command": command,
-        }
+        info = holder_info(command)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)

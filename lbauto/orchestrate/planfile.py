@@ -9,7 +9,10 @@ holding the plan, what it was computed from and how:
   source (``live``, a ``file`` or ``empty``);
 - ``options``: transit and drain settings and the ``--limit`` patterns (with the VIP addresses
   they selected);
-- ``lbauto_version``, and the plan itself (the ``lbauto plan -o json`` document).
+- ``lbauto_version``, and the plan itself (the ``lbauto plan -o json`` document);
+- ``backend``: the lock and journal it was computed under (``type`` local or etcd, etcd's
+  ``endpoints`` and ``prefix``, the ``lock`` file or key); applying it under another backend
+  is refused, since another lock does not serialise it with the runs that saw its state.
 
 No secrets: inventory files are recorded by digest only, observed state holds addresses,
 modes and lbauto-owned router objects, and the inventory refuses literal passwords anyway.
@@ -39,20 +42,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lbauto import __version__
 from lbauto.core.model import Inventory, ObservedState
-from lbauto.core.plan import Plan, PlanOptions, RouterPlan
+from lbauto.core.plan import PlanOptions
 from lbauto.errors import PlanFileError, StalePlanError
 from lbauto.inventory.statefile import state_from_json, state_to_json
 from lbauto.orchestrate.apply import ApplyOutcome, Devices, run_apply, state_dir
+from lbauto.orchestrate.backends import BackendInfo, backend_for
 from lbauto.orchestrate.executor import EventHook
-from lbauto.orchestrate.limit import Skipped
-from lbauto.platforms.render import render_changes
+from lbauto.orchestrate.plandoc import plan_document, same_plan
 
 log = logging.getLogger("lbauto.planfile")
 
 PLAN_FORMAT = "lbauto-plan"
 #: Version of the plan file format (bumped on any incompatible change).
 PLAN_FILE_VERSION = 1
-#: Version of the ``-o json`` documents (plan, apply, show, ...).
+#: Version of the other ``-o json`` documents (push, status, ...); plan, apply and show
+#: documents carry :data:`lbauto.orchestrate.plandoc.PLAN_JSON_VERSION`.
 JSON_VERSION = 1
 #: Suffix of plan files; such files inside an inventory are not part of its digest.
 PLAN_SUFFIX = ".lbauto"
@@ -63,69 +67,8 @@ StateSource = Literal["live", "file", "empty"]
 # ------------------------------------------------------------------------- the plan document
 
 
-def router_change_lines(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[str]:
-    """The ordered config lines that move one router from observed to desired."""
-    if not rp.add and not rp.remove:
-        return []
-    router = inv.router(rp.router)
-    return render_changes(
-        router,
-        rp.remove,
-        rp.add,
-        observed=observed.router_objects(rp.router),
-        template_dir=inv.template_dir,
-    )
-
-
-def plan_document(
-    plan: Plan,
-    inv: Inventory,
-    observed: ObservedState,
-    skipped: Sequence[Skipped] = (),
-) -> dict[str, Any]:
-    """The documented ``lbauto plan -o json`` document (docs/cli.md, "plan")."""
-    from lbauto.orchestrate.status import pending_commits_json
-
-    pending = pending_commits_json(observed)
-    return {
-        "version": JSON_VERSION,
-        "kind": "plan",
-        # a commit awaiting confirmation is drift: the router reverts it by itself
-        "changes": plan.has_changes or bool(pending),
-        "pending_commits": pending,
-        "options": {
-            "transit_seconds": plan.options.transit_seconds,
-            "drain_timeout": plan.options.drain_timeout,
-        },
-        "max_seconds": max((t.max_seconds for t in plan.transitions), default=0.0),
-        "transitions": [
-            {
-                "vip": t.vip,
-                "address": str(t.address),
-                "kind": t.kind.value,
-                "from": t.from_.to_json(),
-                "to": t.to.to_json(),
-                "max_seconds": t.max_seconds,
-                "steps": [s.to_json() for s in t.steps],
-            }
-            for t in plan.transitions
-        ],
-        "routers": [
-            {
-                "name": rp.router,
-                "platform": rp.platform,
-                "changes": router_change_lines(inv, observed, rp),
-            }
-            for rp in plan.routers
-        ],
-        "skipped": [{"vip": s.vip, "address": s.address, "kind": s.kind} for s in skipped],
-    }
-
-
-def same_plan(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Do two plan documents describe the same work (transitions, router lines, options)?"""
-    keys = ("transitions", "routers", "options")
-    return all(a.get(k) == b.get(k) for k in keys)
+# The document itself (version 2: shared router sets and change lists) is built by
+# lbauto.orchestrate.plandoc.plan_document.
 
 
 # ------------------------------------------------------------------------------- the model
@@ -160,6 +103,16 @@ class OptionsRecord(_Strict):
         return PlanOptions(transit_seconds=self.transit_seconds, drain_timeout=self.drain_timeout)
 
 
+class BackendRecord(_Strict):
+    type: Literal["local", "etcd"]
+    endpoints: list[str] = Field(default_factory=list)
+    prefix: str | None = None
+    lock: str
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.type, self.lock, tuple(self.endpoints), self.prefix)
+
+
 class PlanFile(_Strict):
     format: Literal["lbauto-plan"] = "lbauto-plan"
     version: Literal[1] = 1
@@ -169,6 +122,8 @@ class PlanFile(_Strict):
     state: StateRecord
     options: OptionsRecord
     plan: dict[str, Any]
+    #: None: written before plans recorded it (they were all computed under local files).
+    backend: BackendRecord | None = None
 
     def observed(self, source: str) -> ObservedState:
         return state_from_json(self.state.content, f"{source}: state.content")
@@ -258,6 +213,7 @@ def build_plan_file(
             only=list(only) if only is not None else None,
         ),
         plan=dict(plan_doc),
+        backend=BackendRecord.model_validate(backend_for(inv, state_dir(inv)).info().to_json()),
     )
 
 
@@ -346,6 +302,13 @@ def inventory_changes(pf: PlanFile, inv: Inventory) -> list[str]:
     out += [f"inventory file {f} was removed" for f in sorted(then.keys() - now.keys())]
     if pf.lbauto_version != __version__:
         out.append(f"made by lbauto {pf.lbauto_version}, this is lbauto {__version__}")
+    then_b = pf.backend.info() if pf.backend else BackendInfo("local", "apply.lock")
+    now_b = backend_for(inv, state_dir(inv)).info()
+    if not then_b.same_store(now_b):
+        out.append(
+            f"computed under the lock and journal of {then_b.text()} ({then_b.lock}), the "
+            f"inventory now uses {now_b.text()} ({now_b.lock})"
+        )
     return out
 
 

@@ -14,7 +14,7 @@ import pkgutil
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from lbauto.core.model import OwnedObject
+from lbauto.core.model import OwnedObject, PoolObject
 from lbauto.errors import StateError
 from lbauto.platforms._parsing import Found
 from lbauto.platforms.spec import PlatformSpec
@@ -26,6 +26,7 @@ __all__ = [
     "canonical_name",
     "discover",
     "parse_owned",
+    "parse_router",
     "spec",
 ]
 
@@ -67,11 +68,19 @@ def spec(platform: str) -> PlatformSpec:
 
 
 def parse_owned(platform: str, running_config: str, tag: int) -> frozenset[OwnedObject]:
-    """The lbauto-owned objects in ``running_config``: static routes carrying ``tag`` and the
-    LBAUTO-named PBR rules and interface bindings. Junos expects ``set`` format."""
+    """The lbauto-owned objects in ``running_config``: static routes carrying ``tag``, the
+    LBAUTO-named PBR rules and interface bindings, and the VIPs the BGP import policy accepts.
+    Junos expects ``set`` format."""
+    return parse_router(platform, running_config, tag)[0]
+
+
+def parse_router(
+    platform: str, running_config: str, tag: int
+) -> tuple[frozenset[OwnedObject], frozenset[PoolObject]]:
+    """(:func:`parse_owned`, the router-wide BGP objects: peer group and agent neighbors)."""
     platform_spec = PLATFORMS.get(platform)
     if platform_spec is None:
         raise StateError(f"no running-config parser for platform {platform!r}")
     found = Found(tag, platform_spec.default_distance)
     platform_spec.parser(running_config, found)
-    return found.objects()
+    return found.objects(), found.pool()

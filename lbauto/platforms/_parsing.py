@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 
 from lbauto.core.model import (
     POLICY_PREFIX,
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     IPAddress,
     IPNetwork,
     OwnedObject,
     PbrBinding,
     PbrRule,
+    PoolObject,
     StaticRoute,
 )
 
@@ -80,6 +84,17 @@ class Found:
     entry_match: dict[int, str] = field(default_factory=dict)
     #: interface -> versions bound (0 = "whatever the shared policy carries")
     bound: dict[str, set[int]] = field(default_factory=dict)
+    #: BGP LB routes: VIP prefixes the import policy accepts, agent neighbors, the peer group
+    #: (set by a parser only when every line of it is as lbauto renders it).
+    accepts: set[IPNetwork] = field(default_factory=set)
+    peers: set[IPAddress] = field(default_factory=set)
+    group: BgpGroup | None = None
+
+    def pool(self) -> frozenset[PoolObject]:
+        out: set[PoolObject] = {BgpPeer(a) for a in self.peers}
+        if self.group is not None:
+            out.add(self.group)
+        return frozenset(out)
 
     def route(self, prefix: IPNetwork | None, hop: IPAddress | None, dist: int, tag: int) -> None:
         if prefix is not None and hop is not None and tag == self.tag:
@@ -104,6 +119,7 @@ class Found:
             if acl in self.acls:
                 self.match[seq] = self.acls[acl]
         out: set[OwnedObject] = set(self.routes)
+        out.update(BgpAccept(p) for p in self.accepts)
         rules = [PbrRule(s, p, self.hop[s]) for s, p in self.match.items() if s in self.hop]
         out.update(rules)
         shared = {r.prefix.version for r in rules} or {4}

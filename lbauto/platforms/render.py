@@ -34,15 +34,19 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lbauto.core.model import (
     POLICY_PREFIX,
-    OwnedObject,
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     PbrBinding,
     PbrRule,
     Platform,
     Router,
+    RouterObject,
     StaticRoute,
 )
 from lbauto.errors import RenderError
 from lbauto.platforms import PLATFORMS
+from lbauto.platforms.bgp_rows import bgp_context
 
 #: ``templates/`` at the top of a source checkout; inside an installed wheel the same files are
 #: the package data ``lbauto/_templates`` (pyproject.toml maps one onto the other).
@@ -65,6 +69,7 @@ _INTERFACE = re.compile(r"[A-Za-z0-9_./:-]{1,64}\Z")
 #: slipped past validation (``;``, ``!``, quotes, ``#``, control characters).
 _FORBIDDEN = re.compile(r"[^A-Za-z0-9 ./:_\n-]")
 _FIRST = operator.itemgetter(0)
+BGP_TYPES = (BgpAccept, BgpPeer, BgpGroup)
 _ADDRESS_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 _NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 
@@ -228,7 +233,7 @@ def _binding_key(b: PbrBinding) -> tuple[str, int]:
 
 
 def _split(
-    objects: Iterable[OwnedObject],
+    objects: Iterable[RouterObject],
 ) -> tuple[list[StaticRoute], list[PbrRule], list[PbrBinding]]:
     routes: list[StaticRoute] = []
     rules: list[PbrRule] = []
@@ -240,6 +245,8 @@ def _split(
             rules.append(o)
         elif isinstance(o, PbrBinding):
             bindings.append(o)
+        elif isinstance(o, BGP_TYPES):
+            continue  # rendered from lbauto.platforms.bgp_rows
         else:
             raise RenderError(f"cannot render {o!r}: not an lbauto-owned object")
     return routes, rules, bindings
@@ -274,12 +281,14 @@ def _dedupe_bindings(bindings: Iterable[PbrBinding]) -> list[PbrBinding]:
 
 def _context(
     router: Router,
-    remove: Iterable[OwnedObject],
-    add: Iterable[OwnedObject],
-    observed: Collection[OwnedObject],
+    remove: Iterable[RouterObject],
+    add: Iterable[RouterObject],
+    observed: Collection[RouterObject],
     full: bool,
 ) -> dict[str, Any]:
     spec = PLATFORMS[router.platform]
+    remove, add = tuple(remove), tuple(add)
+    bgp = bgp_context(router, remove, add, observed)
     rm_routes, rm_rules, rm_bindings = _split(remove)
     add_routes, add_rules, add_bindings = _split(add)
     _check_numbers(router, rm_routes + add_routes, rm_rules + add_rules)
@@ -327,6 +336,7 @@ def _context(
         "add_routes": fmt.routes(add_routes),
         "add_rules": fmt.rules(add_rules),
         "add_bindings": fmt.bindings(add_bindings),
+        **bgp,
     }
 
 
@@ -363,7 +373,14 @@ _MEMO_LOCK = threading.Lock()
 
 def _profile(router: Router) -> tuple[object, ...]:
     """What of a router its rendered text depends on (its name only appears in errors)."""
-    return (router.platform, router.ingress, router.tag, router.lb_distance, router.bypass_distance)
+    return (
+        router.platform,
+        router.ingress,
+        router.tag,
+        router.lb_distance,
+        router.bypass_distance,
+        router.bgp,
+    )
 
 
 _EMPTY = ()
@@ -389,7 +406,7 @@ def _memoized(base: tuple[object, ...], inputs: tuple[object, ...], make: Callab
 
 
 def render_config(
-    router: Router, objects: Iterable[OwnedObject], template_dir: Path | None = None
+    router: Router, objects: Iterable[RouterObject], template_dir: Path | None = None
 ) -> str:
     """The full intended lbauto-owned config of ``router`` (what ``lbauto render`` prints)."""
 
@@ -402,9 +419,9 @@ def render_config(
 
 def render_changes(
     router: Router,
-    remove: Sequence[OwnedObject],
-    add: Sequence[OwnedObject],
-    observed: Collection[OwnedObject] = (),
+    remove: Sequence[RouterObject],
+    add: Sequence[RouterObject],
+    observed: Collection[RouterObject] = (),
     template_dir: Path | None = None,
 ) -> list[str]:
     """Ordered config lines: removals (bindings, rules, routes), then additions (routes, rules,

@@ -70,3 +70,6 @@ class PlatformSpec:
     #: Batched read of the static routes verification checks (one read per router and
     #: version); None: NAPALM's ``get_route_to`` once per prefix.
     static_routes: StaticReader | None = None
+    #: The parser reads the BGP LB route objects back (lbauto_lb_route: bgp); elsewhere they
+    #: are rendered (golden-checked) but neither observed nor verified.
+    parses_bgp: bool = False

@@ -24,7 +24,10 @@ from lbauto.core.model import (
     ObservedRouter,
     ObservedState,
     OwnedObject,
+    PoolObject,
+    RouterObject,
     Transit,
+    split_pool,
 )
 from lbauto.core.plan import RouterChange
 from lbauto.errors import ConflictError, PushError
@@ -87,7 +90,7 @@ class MemoryAgent:
 
 @dataclass
 class MemoryRouters:
-    objects: dict[str, set[OwnedObject]] = field(default_factory=dict)
+    objects: dict[str, set[RouterObject]] = field(default_factory=dict)
 
     def push(
         self, changes: Sequence[RouterChange], before_confirm: BeforeConfirm | None = None
@@ -114,12 +117,19 @@ class MemoryRouters:
 def predicted_devices(agent_names: Sequence[str], observed: ObservedState) -> Devices:
     """In-memory devices that start as ``observed``."""
     agents = [MemoryAgent(n, dict(observed.agents.get(n, {}))) for n in agent_names]
-    routers = MemoryRouters({n: set(r.objects) for n, r in observed.routers.items()})
+    routers = MemoryRouters({n: {*r.objects, *r.pool} for n, r in observed.routers.items()})
 
     def observe() -> ObservedState:
         return ObservedState(
             agents={a.name: dict(a.vips) for a in agents},
-            routers={n: ObservedRouter(n, frozenset(o)) for n, o in routers.objects.items()},
+            routers={n: ObservedRouter(n, *_owned_and_pool(o)) for n, o in routers.objects.items()},
         )
 
     return Devices(agents=agents, routers=routers, observe=observe)
+
+
+def _owned_and_pool(
+    objects: set[RouterObject],
+) -> tuple[frozenset[OwnedObject], None, frozenset[PoolObject]]:
+    owned, pool = split_pool(objects)
+    return owned, None, pool

@@ -102,7 +102,7 @@ def _devices(
         def reload() -> Inventory:
             # Forced, whatever lbauto.yaml says: journal, lock and record stay in the scratch.
             fresh = load_inventory(scratch, allow_outside=real.allow_outside)
-            return replace(fresh, state_dir=scratch_state)
+            return replace(fresh, state_dir=scratch_state, backend=None)
 
         devices = predicted_devices([a.name for a in real.agents], observed)
         yield reload(), devices, reload

@@ -6,12 +6,13 @@ lbauto owns static routes carrying its tag and policy objects named ``LBAUTO...`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from lbauto.core.model import Inventory, ObservedRouter, PendingCommit, Router
 from lbauto.errors import LbautoError, StateError
-from lbauto.platforms import PLATFORMS, parse_owned
+from lbauto.platforms import PLATFORMS, parse_router
 from lbauto.platforms.driver import NapalmDriver
 from lbauto.push.drivers import Opener, describe, device_errors, mask, open_driver
 
@@ -64,10 +65,35 @@ def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRout
     finally:
         driver.close()
     try:
-        objects = parse_owned(router.platform, text, router.tag)
+        objects, pool = parse_router(router.platform, text, router.tag)
     except LbautoError as exc:
         raise StateError(f"router {router.name}: cannot parse its running config: {exc}") from exc
-    return ObservedRouter(router.name, frozenset(objects), pending)
+    return ObservedRouter(router.name, frozenset(objects), pending, pool)
+
+
+#: Devices observed (and pushed) at once when neither ``--workers`` nor lbauto.yaml's
+#: ``workers:`` says otherwise: Nornir's ThreadedRunner default, so a Nornir runbook and lbauto
+#: put the same load on a fleet's SSH servers.
+DEFAULT_WORKERS = 20
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def bounded_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``[fn(x) for x in items]`` with at most ``workers`` calls running at once, in order.
+
+    What Nornir's ThreadedRunner does for a task over hosts (a pool of ``num_workers``
+    threads); lbauto's validated routers and agents are not Nornir hosts, and a runner would
+    log a traceback for every unreachable device, which lbauto reports in one line each."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if len(items) <= 1 or workers == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(items)), thread_name_prefix="lbauto-observe"
+    ) as pool:
+        return list(pool.map(fn, items))
 
 
 def observe_routers(
@@ -75,16 +101,16 @@ def observe_routers(
     routers: Sequence[str] | None = None,
     *,
     opener: Opener = open_driver,
-    workers: int = 32,
+    workers: int | None = None,
 ) -> dict[str, ObservedRouter]:
-    """Every (or the named) router's lbauto-owned objects, read in parallel.
+    """Every (or the named) router's lbauto-owned objects, read in parallel (at most
+    ``workers`` sessions at once; default: the inventory's ``workers:``, else
+    :data:`DEFAULT_WORKERS`).
 
     Raises :class:`StateError` naming every router that could not be read: a plan made from a
     partial observation would remove or re-add objects on the routers that were not seen.
     """
     selected = [r for r in inv.routers if routers is None or r.name in routers]
-    if not selected:
-        return {}
 
     def one(router: Router) -> ObservedRouter | StateError:
         try:
@@ -92,8 +118,7 @@ def observe_routers(
         except StateError as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(selected)))) as pool:
-        results = list(pool.map(one, selected))
+    results = bounded_map(one, selected, workers or inv.workers or DEFAULT_WORKERS)
     failed = [r for r in results if isinstance(r, StateError)]
     if failed:
         # Chain the first failure so its cause (e.g. a missing key file) reaches the user.

@@ -245,6 +245,45 @@ def test_invalid_line_leaves_the_router_unchanged(lab: Lab, baseline: str) -> No
     assert running(lab) == baseline
 
 
+def test_a_candidate_changed_after_its_check_is_checked_again_at_commit(
+    lab: Lab, baseline: str
+) -> None:
+    """A load of a text this session already checked skips ``vtysh -C`` and the commit
+    re-checks only the file's sha256 (each vtysh start costs the router ~50 ms of CPU); a
+    candidate file that no longer holds the checked text gets the full check and is refused.
+    Control: the same file, untouched, commits."""
+    with opened(lab) as drv:
+        drv.load_merge_candidate(config=BYPASS)
+        drv.discard_config()
+        drv.load_merge_candidate(config=BYPASS)  # the same text: known good
+        path = f"{drv._state}/sessions/{drv.session_id}/candidate.conf"
+        Path(path).write_text("ip rute 192.0.2.99/32 bogus\n")  # changed behind the driver
+        with pytest.raises(CommitError, match=r"rejected by FRR \(vtysh -C\).*ip rute"):
+            drv.commit_config()
+        assert running(lab) == baseline
+        drv.load_merge_candidate(config=BYPASS)  # control: untouched, it commits
+        drv.commit_config()
+        wait_route(lab, lab.routers[0].name, f"{VIP}/32", "198.51.100.21")
+        drv.rollback()
+    assert running(lab) == baseline
+
+
+def test_control_without_the_commit_check_the_changed_file_reaches_the_router(
+    lab: Lab, baseline: str
+) -> None:
+    """Control for the test above: with the commit's check switched off, the changed file is
+    what ``vtysh -f`` applies (it fails there, and only the rollback point saves the router):
+    the refusal above comes from the check."""
+    with opened(lab) as drv:
+        drv.load_merge_candidate(config=BYPASS)
+        drv._commit_check = lambda candidate, quoted_file: "true"
+        path = f"{drv._state}/sessions/{drv.session_id}/candidate.conf"
+        Path(path).write_text("ip rute 192.0.2.99/32 bogus\n")
+        with pytest.raises(CommitError, match="applying the candidate failed"):
+            drv.commit_config()
+    assert running(lab) == baseline
+
+
 def test_replace_candidate(lab: Lab, baseline: str) -> None:
     with opened(lab) as drv:
         drv.load_replace_candidate(config=baseline.replace("end\n", "") + BYPASS)

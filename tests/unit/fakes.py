@@ -18,9 +18,10 @@ from lbauto.core.model import (
     IPAddress,
     Mode,
     ObservedRouter,
-    OwnedObject,
     PendingCommit,
+    RouterObject,
     Transit,
+    split_pool,
 )
 from lbauto.core.plan import RouterChange
 from lbauto.errors import AgentError, ConflictError, LbautoError, PushError
@@ -114,14 +115,14 @@ class FakeRouters:
     ``crash_before_confirm`` makes the run die right after ``before_confirm`` (the commits stay
     pending, as on a router whose controller was killed)."""
 
-    objects: dict[str, set[OwnedObject]] = field(default_factory=dict)
+    objects: dict[str, set[RouterObject]] = field(default_factory=dict)
     fail_push: set[str] = field(default_factory=set)  # routers whose push fails
     fail_verify: set[str] = field(default_factory=set)
     commits: dict[str, int] = field(default_factory=dict)
     pushes: list[tuple[RouterChange, ...]] = field(default_factory=list)
     crash_before_confirm: bool = False
     #: Per router: the pending commit and the objects its rollback (or revert) restores.
-    pending: dict[str, tuple[PendingCommit, set[OwnedObject]]] = field(default_factory=dict)
+    pending: dict[str, tuple[PendingCommit, set[RouterObject]]] = field(default_factory=dict)
     resolved: list[tuple[str, str | None, bool]] = field(default_factory=list)
 
     def push(
@@ -153,7 +154,7 @@ class FakeRouters:
                 self.pending[name] = (PendingCommit(ids[name], deadline=4e9), objs)
             raise SimulatedCrash
 
-    def _restore(self, before: Mapping[str, set[OwnedObject]]) -> None:
+    def _restore(self, before: Mapping[str, set[RouterObject]]) -> None:
         for name, objs in before.items():
             self.objects[name] = set(objs)
 
@@ -168,10 +169,13 @@ class FakeRouters:
                 raise PushError(f"missing {missing} stale {stale}", router=rc.router)
 
     def observed(self) -> dict[str, ObservedRouter]:
-        return {
-            n: ObservedRouter(n, frozenset(o), self.pending[n][0] if n in self.pending else None)
-            for n, o in self.objects.items()
-        }
+        out = {}
+        for n, o in self.objects.items():
+            owned, pool = split_pool(o)
+            out[n] = ObservedRouter(
+                n, owned, self.pending[n][0] if n in self.pending else None, pool
+            )
+        return out
 
     def resolve(self, router: str, pending: PendingCommit, confirm: bool) -> str:
         """Confirm or roll back the pending commit (a Devices.resolve)."""

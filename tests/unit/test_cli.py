@@ -65,9 +65,15 @@ def test_plan_json_has_the_documented_schema_and_every_kind() -> None:
                 "router.push",
                 "router.verify",
             }
+            if step["action"] in {"router.push", "router.verify"}:
+                for group in step["routers"]:  # version 2: routers by shared set
+                    assert doc["router_sets"][group["set"]]
+                    assert set(group) == {"set", "remove", "add"}
+    assert doc["version"] == 2
     assert {r["platform"] for r in doc["routers"]} == {"frr", "eos", "ios", "nxos", "junos"}
     frr = next(r for r in doc["routers"] if r["platform"] == "frr")
-    assert all(isinstance(line, str) for line in frr["changes"]) and frr["changes"]
+    lines = doc["change_lists"][frr["change_list"]]
+    assert all(isinstance(line, str) for line in lines) and lines and frr["lines"] == len(lines)
 
 
 def test_plan_is_byte_identical_across_runs() -> None:

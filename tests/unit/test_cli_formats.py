@@ -48,9 +48,10 @@ def test_every_offline_command_prints_a_versioned_json_document(tmp_path: Path) 
         res = run_lbauto(*args)
         assert res.returncode == 0, res.stderr
         doc = json.loads(res.stdout)
-        assert doc["version"] == 1 and doc["kind"] == kind, doc
+        # plan documents are at version 2 (shared router sets and change lists)
+        assert doc["version"] == (2 if kind == "plan" else 1) and doc["kind"] == kind, doc
     shown = json.loads(run_lbauto("show", str(plan_file), "-o", "json").stdout)
-    assert shown["version"] == 1 and shown["kind"] == "plan" and shown["saved"]["file"]
+    assert shown["version"] == 2 and shown["kind"] == "plan" and shown["saved"]["file"]
     render = json.loads(run_lbauto(*runs["render"]).stdout)
     frr = next(r for r in render["routers"] if r["platform"] == "frr")
     assert "ip route 192.0.2.10/32 198.51.100.10 tag 4242 200" in frr["config"]
@@ -94,7 +95,7 @@ def test_plan_markdown_has_summary_table_and_collapsible_router_diffs() -> None:
     assert "| VIP | address | from | to | kind | steps |" in md
     for t in pending:
         assert f"| {t['vip']} | {t['address']} |" in md
-    routers = [r for r in doc["routers"] if r["changes"]]  # type: ignore[attr-defined]
+    routers = [r for r in doc["routers"] if r["lines"]]  # type: ignore[attr-defined]
     assert md.count("<details>") == len(routers) == md.count("</details>")
     assert "```diff" in md and "+ ip route 192.0.2.11/32 198.51.100.24 tag 4242" in md
 
@@ -197,7 +198,11 @@ def test_limit_selects_vips_by_name_glob_and_router_and_shows_the_rest_skipped()
     by_router = json.loads(run_lbauto(*base, "--limit", "r1").stdout)
     touched = {t["vip"] for t in by_router["transitions"]}
     assert touched and all(
-        any(s["action"] == "router.push" and s["routers"].get("r1") for s in t["steps"])
+        any(
+            s["action"] == "router.push"
+            and any("r1" in by_router["router_sets"][g["set"]] for g in s["routers"])
+            for s in t["steps"]
+        )
         for t in by_router["transitions"]
     )
     table = run_lbauto("plan", "-i", str(EXAMPLE), "--state", str(STATE), "--limit", "web")

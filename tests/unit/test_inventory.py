@@ -31,6 +31,7 @@ from lbauto.inventory.problems import Problems
 from lbauto.inventory.routers import resolved_settings
 from lbauto.inventory.schema import PLATFORM_FIX
 from lbauto.platforms import PLATFORMS
+from tests.properties import examples
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "inventories" / "example"
@@ -974,7 +975,7 @@ def _emit(value: object, indent: int, flow_lists: bool) -> list[str]:
     return lines
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=st.dictionaries(_key, _doc, min_size=1, max_size=4), flow=st.booleans())
 def test_fast_reader_matches_pyyaml_on_generated_documents(
     doc: dict[str, object], flow: bool, tmp_path_factory: pytest.TempPathFactory
@@ -984,7 +985,7 @@ def test_fast_reader_matches_pyyaml_on_generated_documents(
     assert _tree(fast_parse(text)) == expected, text
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     raw=st.one_of(
         st.lists(st.integers(0, 2000).map(str) | st.just("01"), min_size=1, max_size=5).map(
@@ -1016,7 +1017,7 @@ _SHIPPED = [f.read_text() for f in sorted(EXAMPLE.glob("*.yaml")) + sorted(DATA.
 _EDITS = [*" -:[],#x1.\n", "- ", ": ", "\n  ", "\n- ", "a:", "[]", "yes", "~", " #", "1:2"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fast_reader_agrees_with_pyyaml_on_mutated_files(
     data: st.DataObject, tmp_path_factory: pytest.TempPathFactory

@@ -25,6 +25,7 @@ from lbauto.core.model import (
 from lbauto.platforms import PLATFORMS, parse_owned
 from lbauto.platforms.render import render_config
 from tests.builders import ip, net
+from tests.properties import examples
 
 TAG = 4242
 IFACES = {
@@ -94,7 +95,7 @@ def _round_trip(platform: Platform, objs: frozenset[OwnedObject]) -> None:
     assert parse_owned(platform, text, TAG) == objs
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data())
 def test_render_then_parse_round_trips_on_every_platform(data: st.DataObject) -> None:
     for platform in PLATFORMS:

@@ -221,7 +221,7 @@ def test_apply_saved_runs_exactly_the_plan_or_refuses_when_the_state_moved(
     devices, agents = _fake_devices(inv, observed)
     done = apply_saved(pf, out, inv, devices, dry_run=False, confirm=_yes)
     assert done.outcome.executed is not None and done.replanned == []
-    from lbauto.orchestrate.planfile import plan_document, same_plan
+    from lbauto.orchestrate.plandoc import plan_document, same_plan
 
     assert same_plan(plan_document(done.outcome.plan, inv, done.outcome.observed), pf.plan)
 

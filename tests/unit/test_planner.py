@@ -8,6 +8,8 @@ import pytest
 
 from lbauto.core.model import (
     Agent,
+    BgpGroup,
+    BgpPeer,
     BypassPolicy,
     Drain,
     Inventory,
@@ -15,9 +17,9 @@ from lbauto.core.model import (
     Mode,
     ObservedRouter,
     ObservedState,
-    OwnedObject,
     PbrBinding,
     Router,
+    RouterObject,
     Transit,
     Vip,
 )
@@ -62,7 +64,7 @@ def actions(t: Transition) -> list[str]:
     return [s.action.value for s in t.steps]
 
 
-def changes(step: Step) -> dict[str, tuple[set[OwnedObject], set[OwnedObject]]]:
+def changes(step: Step) -> dict[str, tuple[set[RouterObject], set[RouterObject]]]:
     return {rc.router: (set(rc.remove), set(rc.add)) for rc in step.routers}
 
 
@@ -506,7 +508,7 @@ def test_only_plans_the_named_vips_and_leaves_other_objects_alone() -> None:
         assert all(
             o.prefix == net("192.0.2.17/32")
             for o in (*rp.remove, *rp.add)
-            if not isinstance(o, PbrBinding)
+            if not isinstance(o, PbrBinding | BgpPeer | BgpGroup)
         )
         assert not rp.remove
     # addresses work too, also for VIPs only observed
@@ -548,8 +550,8 @@ def test_plan_routers_is_the_union_of_all_pushes() -> None:
     observed = deployed(inventory(WEB, vip("blog", "192.0.2.15", A), vip("old", "192.0.2.18", C)))
     plan = make_plan(inv, observed)
     for rp in plan.routers:
-        removed: list[OwnedObject] = []
-        added: list[OwnedObject] = []
+        removed: list[RouterObject] = []
+        added: list[RouterObject] = []
         for t in plan.transitions:
             for s in t.steps:
                 if s.action is Action.ROUTER_PUSH:

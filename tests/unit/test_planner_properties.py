@@ -22,6 +22,8 @@ from lbauto.core.intent import desired_objects
 from lbauto.core.model import (
     Agent,
     AgentVip,
+    BgpGroup,
+    BgpPeer,
     BypassPolicy,
     Drain,
     Inventory,
@@ -34,6 +36,7 @@ from lbauto.core.model import (
     PbrBinding,
     PbrRule,
     Router,
+    RouterObject,
     StaticRoute,
     Vip,
     host_prefix,
@@ -42,15 +45,16 @@ from lbauto.core.plan import Action, Kind, Plan, Transition
 from lbauto.core.planner import make_plan
 from lbauto.platforms import PLATFORMS
 from tests.builders import agent
+from tests.properties import examples
 from tests.simulate import apply_plan, apply_steps
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 # The cheaper-to-break properties need fewer examples; keeps the unit suite fast.
-LIGHT = settings(SETTINGS, max_examples=100)
+LIGHT = settings(SETTINGS, max_examples=examples(100))
 
 V4_VIPS = [ipaddress.ip_address(f"192.0.2.{i}") for i in range(10, 20)]
 V6_VIPS = [ipaddress.ip_address(f"2001:db8:10::{i}") for i in range(10, 14)]
@@ -295,7 +299,7 @@ def test_changes_stay_within_their_vip_and_never_remove_what_is_needed(
     for rp in plan.routers:
         assert not set(rp.remove) & wanted[rp.router]
         assert set(rp.add) <= wanted[rp.router]
-    pushed: dict[str, tuple[list[OwnedObject], list[OwnedObject]]] = {
+    pushed: dict[str, tuple[list[RouterObject], list[RouterObject]]] = {
         rp.router: ([], []) for rp in plan.routers
     }
     for t in plan.transitions:
@@ -305,7 +309,12 @@ def test_changes_stay_within_their_vip_and_never_remove_what_is_needed(
                 continue
             for rc in s.routers:
                 for obj in (*rc.remove, *rc.add):
-                    assert isinstance(obj, PbrBinding) or obj.prefix == prefix, (t.vip, obj)
+                    assert (
+                        isinstance(obj, PbrBinding | BgpPeer | BgpGroup) or obj.prefix == prefix
+                    ), (
+                        t.vip,
+                        obj,
+                    )
                 pushed[rc.router][0].extend(rc.remove)
                 pushed[rc.router][1].extend(rc.add)
     # every change of Plan.routers is made by exactly one transition step
@@ -364,7 +373,10 @@ def test_only_touches_the_named_vips_and_converges_for_them(
     prefixes = {host_prefix(t.address) for t in plan.transitions}
     for rp in plan.routers:
         for obj in (*rp.remove, *rp.add):
-            assert isinstance(obj, PbrBinding) or obj.prefix in prefixes, (rp.router, obj)
+            assert isinstance(obj, PbrBinding | BgpPeer | BgpGroup) or obj.prefix in prefixes, (
+                rp.router,
+                obj,
+            )
     after = apply_plan(inv, observed, plan)
     still = {t.vip for t in make_plan(inv, after).transitions}  # deleted VIPs are gone now
     again = make_plan(inv, after, only=[n for n in named if n in still])

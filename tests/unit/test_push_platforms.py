@@ -127,6 +127,24 @@ def test_platforms_without_commit_confirm_commit_plainly(
     assert result.results[0].status is Status.CHANGED
 
 
+@pytest.mark.parametrize("platform", ["eos", "junos", "nxos"])
+def test_without_compare_the_commit_still_confirms_after_verification(platform: Platform) -> None:
+    """The executor's pushes (compare=False) skip only the device diff: commit-confirm where
+    the platform has it, verification before any confirm, and the same result status."""
+    result, calls = run([router("r1", platform)], revert_in=90, compare=False)
+    expected = ["load_merge_candidate", "commit_config", "get_route_to"]
+    expected += ["close"] if platform == "nxos" else ["confirm_commit", "close"]
+    assert names(calls, "r1") == expected
+    (res,) = result.results
+    assert res.status is Status.CHANGED and res.diff == ""
+
+
+def test_dry_run_diffs_even_without_compare() -> None:
+    result, calls = run([router("r1", "eos")], dry_run=True, compare=False)
+    assert "compare_config" in names(calls, "r1") and "commit_config" not in names(calls, "r1")
+    assert "198.51.100.21" in result.results[0].diff
+
+
 def test_revert_seconds_rounding_and_limits() -> None:
     assert revert_seconds(router("r", "junos"), 61) == 120
     assert revert_seconds(router("r", "ios", archive=True), 9000) == 7200

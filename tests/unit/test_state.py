@@ -27,6 +27,7 @@ from lbauto.core.model import (
 )
 from lbauto.errors import StateError
 from lbauto.inventory.statefile import load_state, state_from_json, state_to_json
+from tests.properties import examples
 
 V = ipaddress.ip_address
 N = ipaddress.ip_network
@@ -244,7 +245,7 @@ def _state(draw: st.DrawFn) -> ObservedState:
     return ObservedState(agents=agents, routers=routers)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(state=_state())
 def test_any_state_round_trips_through_json_text(state: ObservedState) -> None:
     text = json.dumps(state_to_json(state))

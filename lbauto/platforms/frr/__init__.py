@@ -17,4 +17,5 @@ SPEC = PlatformSpec(
     binding_per_family=False,
     verify_pbr=verify_pbr,
     static_routes=static_routes,
+    parses_bgp=True,
 )

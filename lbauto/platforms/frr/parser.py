@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from lbauto.core.model import POLICY_PREFIX
 from lbauto.platforms._parsing import Found, addr, as_int, blocks, net, route_tail
+from lbauto.platforms.frr import bgp
 
 
 def parse(text: str, f: Found) -> None:
+    seen = bgp.BgpSeen()
     for head, body in blocks(text):
         if len(head) >= 4 and head[0] in ("ip", "ipv6") and head[1] == "route":
             tail = route_tail(head[4:], f, distance_first=True)
@@ -23,3 +25,12 @@ def parse(text: str, f: Found) -> None:
                     f.set_hop(seq, words[2])
         elif head[0] == "interface" and len(head) == 2 and ["pbr-policy", POLICY_PREFIX] in body:
             f.bind(head[1], 0)
+        elif head[0] in ("ip", "ipv6") and head[1:2] == ["prefix-list"]:
+            bgp.prefix_list(head, f)
+        elif head[:2] == ["router", "bgp"]:
+            bgp.router_bgp(head, body, f, seen)
+        elif head[0] == "route-map":
+            bgp.route_map(head, body, seen)
+        elif head == ["bfd"]:
+            bgp.bfd(body, seen)
+    f.group = bgp.group(seen)
