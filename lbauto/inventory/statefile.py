@@ -24,7 +24,12 @@ agents and routers. No file means nothing is deployed yet. The format::
           "routes": [{"prefix": "192.0.2.10/32", "next_hop": "198.51.100.10",
                       "distance": 200, "tag": 4242}],           # static routes (LB or bypass)
           "pbr": [{"seq": 1, "prefix": "192.0.2.11/32", "next_hop": "198.51.100.21"}],
-          "bindings": [{"interface": "eth1", "version": 4}]       # policy on ingress interfaces
+          "bindings": [{"interface": "eth1", "version": 4}],      # policy on ingress interfaces
+          # bgp mode (lbauto_lb_route: bgp) only:
+          "bgp_accept": [{"prefix": "192.0.2.10/32"}],          # VIPs the import policy takes
+          "bgp_peers": [{"address": "198.51.100.10"}],          # agents, LBAUTO peer group
+          "bgp_group": {"asn": 64500, "agent_asn": 64510, "maximum_paths": 8, "bfd": true,
+                        "bfd_interval_ms": 100, "bfd_multiplier": 3}
         }
       }
     }
@@ -46,6 +51,9 @@ above, more to parse than the 2 s a steady-state plan may take)::
      "object_lists": [{"routes": [...], "pbr": [...], "bindings": [...]}],
      "routers": {"r1": {"objects": 0},            # r2: list 0 plus/minus its drift
                  "r2": {"objects": 0, "added": {"routes": [...]}, "removed": {"pbr": [...]}}}}
+
+A bgp-mode router's ``bgp_accept`` entries ride in its object list like routes; its own
+``bgp_peers`` and ``bgp_group`` sit in its entry under ``routers``, as in the first form.
 """
 
 from __future__ import annotations
@@ -66,6 +74,9 @@ from pydantic_core import PydanticCustomError
 from lbauto.core.model import (
     MAX_TAG,
     AgentVip,
+    BgpAccept,
+    BgpGroup,
+    BgpPeer,
     Drain,
     IPAddress,
     IPNetwork,
@@ -75,12 +86,13 @@ from lbauto.core.model import (
     OwnedObject,
     PbrBinding,
     PbrRule,
+    PoolObject,
     StaticRoute,
     Transit,
     addr_key,
 )
 from lbauto.errors import StateError
-from lbauto.inventory.schema import INTERFACE_RE, NAME_RE
+from lbauto.inventory.schema import INTERFACE_RE, MAX_ASN, NAME_RE
 
 __all__ = ["load_state", "state_from_json", "state_to_compact_json", "state_to_json"]
 
@@ -133,6 +145,7 @@ def _routers_to_json(routers: Mapping[str, ObservedRouter]) -> dict[str, dict[st
             out[name] = cached[1]
         else:
             out[name] = {kind: [dict(item) for item in items] for kind, items in cached[1].items()}
+        out[name] |= _pool_to_json(router.pool)
     return out
 
 
@@ -168,7 +181,7 @@ def _router_to_json(router: ObservedRouter) -> dict[str, list[dict[str, Any]]]:
         key=lambda r: (r.seq, _net_key(r.prefix), addr_key(r.next_hop)),
     )
     bindings = sorted(o for o in router.objects if isinstance(o, PbrBinding))
-    return {
+    out = {
         "routes": [
             {
                 "prefix": str(r.prefix),
@@ -183,6 +196,30 @@ def _router_to_json(router: ObservedRouter) -> dict[str, list[dict[str, Any]]]:
         ],
         "bindings": [{"interface": b.interface, "version": b.version} for b in bindings],
     }
+    accept = sorted((o.prefix for o in router.objects if isinstance(o, BgpAccept)), key=_net_key)
+    if accept:  # bgp mode only: a static router's document is as it always was
+        out["bgp_accept"] = [{"prefix": str(p)} for p in accept]
+    return out
+
+
+def _pool_to_json(pool: frozenset[PoolObject]) -> dict[str, Any]:
+    """A bgp-mode router's peer group and neighbors (none: no keys)."""
+    peers = sorted((o.address for o in pool if isinstance(o, BgpPeer)), key=addr_key)
+    groups = [o for o in pool if isinstance(o, BgpGroup)]
+    out: dict[str, Any] = {}
+    if peers:
+        out["bgp_peers"] = [{"address": str(a)} for a in peers]
+    if groups:
+        (g,) = groups  # one peer group per router
+        out["bgp_group"] = {
+            "asn": g.asn,
+            "agent_asn": g.agent_asn,
+            "maximum_paths": g.maximum_paths,
+            "bfd": g.bfd,
+            "bfd_interval_ms": g.bfd_interval_ms,
+            "bfd_multiplier": g.bfd_multiplier,
+        }
+    return out
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -336,10 +373,32 @@ class _BindingDoc(_Doc):
     version: Annotated[int, PlainValidator(_version)] = 4
 
 
+class _BgpAcceptDoc(_Doc):
+    prefix: Prefix
+
+
+class _BgpPeerDoc(_Doc):
+    address: Address
+
+
+class _BgpGroupDoc(_Doc):
+    asn: Annotated[int, _integer(1, MAX_ASN)]
+    agent_asn: Annotated[int, _integer(1, MAX_ASN)]
+    maximum_paths: Annotated[int, _integer(1, 64)]
+    bfd: Annotated[bool, PlainValidator(_bool)]
+    bfd_interval_ms: Annotated[int, _integer(10, 60000)]
+    bfd_multiplier: Annotated[int, _integer(2, 255)]
+
+
 class _RouterDoc(_Doc):
     routes: list[_RouteDoc] = []
     pbr: list[_PbrDoc] = []
     bindings: list[_BindingDoc] = []
+    # bgp mode (lbauto_lb_route: bgp): read by the models only; the fast reader leaves such
+    # documents to them (a pool's routers are few next to a static fleet's routes)
+    bgp_accept: list[_BgpAcceptDoc] = []
+    bgp_peers: list[_BgpPeerDoc] = []
+    bgp_group: _BgpGroupDoc | None = None
 
 
 class _StateDoc(_Doc):
@@ -351,6 +410,9 @@ class _RouterRefDoc(_Doc):
     objects: Annotated[int, _integer(0, 2**31 - 1)]
     added: _RouterDoc | None = None
     removed: _RouterDoc | None = None
+    # the router's own BGP peer group and neighbors (bgp mode), as in the first form
+    bgp_peers: list[_BgpPeerDoc] = []
+    bgp_group: _BgpGroupDoc | None = None
 
 
 class _AgentRefDoc(_Doc):
@@ -385,7 +447,8 @@ def _model_at(loc: tuple[str | int, ...], compact: bool = False) -> type[BaseMod
         ("agents",): _AgentDoc, ("agents", "vips"): _VipDoc, ("agents", "vips", "transit"):
         _TransitDoc, ("agents", "vips", "drain"): _DrainDoc, ("routers",): _RouterDoc,
         ("routers", "routes"): _RouteDoc, ("routers", "pbr"): _PbrDoc,
-        ("routers", "bindings"): _BindingDoc,
+        ("routers", "bindings"): _BindingDoc, ("routers", "bgp_accept"): _BgpAcceptDoc,
+        ("routers", "bgp_peers"): _BgpPeerDoc, ("routers", "bgp_group"): _BgpGroupDoc,
     }  # fmt: skip
     if compact:
         table |= {
@@ -394,7 +457,9 @@ def _model_at(loc: tuple[str | int, ...], compact: bool = False) -> type[BaseMod
             ("agents",): _AgentRefDoc, ("vip_lists",): _VipDoc, ("vip_lists", "transit"):
             _TransitDoc, ("vip_lists", "drain"): _DrainDoc,
         }  # fmt: skip
-        for kind, model in (("routes", _RouteDoc), ("pbr", _PbrDoc), ("bindings", _BindingDoc)):
+        kinds = (("routes", _RouteDoc), ("pbr", _PbrDoc), ("bindings", _BindingDoc),
+                 ("bgp_accept", _BgpAcceptDoc))  # fmt: skip
+        for kind, model in kinds:
             table |= {(*where, kind): model for where in (("object_lists",),
                       ("routers", "added"), ("routers", "removed"))}  # fmt: skip
     if path[0] in ("object_lists", "vip_lists"):
@@ -501,7 +566,19 @@ def _router(name: str, doc: _RouterDoc) -> ObservedRouter:
     ]
     objects += [PbrRule(r.seq, r.prefix, r.next_hop) for r in doc.pbr]
     objects += [PbrBinding(b.interface, b.version) for b in doc.bindings]
-    return ObservedRouter(name=name, objects=frozenset(objects))
+    objects += [BgpAccept(a.prefix) for a in doc.bgp_accept]
+    return ObservedRouter(name=name, objects=frozenset(objects), pool=_pool(doc))
+
+
+def _pool(doc: _RouterDoc | _RouterRefDoc) -> frozenset[PoolObject]:
+    pool: list[PoolObject] = [BgpPeer(p.address) for p in doc.bgp_peers]
+    if (g := doc.bgp_group) is not None:
+        pool.append(
+            BgpGroup(
+                g.asn, g.agent_asn, g.maximum_paths, g.bfd, g.bfd_interval_ms, g.bfd_multiplier
+            )
+        )
+    return frozenset(pool)
 
 
 # ------------------------------------------------------------------------------ compact form
@@ -521,6 +598,7 @@ def state_to_compact_json(state: ObservedState) -> dict[str, Any]:
         if ref is None:
             ref = refs[id(objects)] = _reference(objects, bases, lists)
         routers[name] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in ref.items()}
+        routers[name] |= _pool_to_json(router.pool)
     vip_lists: list[list[dict[str, Any]]] = []
     seen: list[Mapping[IPAddress, AgentVip]] = []
     agents: dict[str, dict[str, int]] = {}
@@ -599,7 +677,7 @@ def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
                 objects = objects - _router("", ref.removed).objects
             if ref.added is not None:
                 objects = objects | _router("", ref.added).objects
-            routers[name] = ObservedRouter(name=name, objects=objects)
+            routers[name] = ObservedRouter(name=name, objects=objects, pool=_pool(ref))
         vip_lists = [[_agent_vip(v) for v in vips] for vips in doc.vip_lists]
         agent_docs: dict[str, list[AgentVip]] = {}
         for name, aref in doc.agents.items():

@@ -3,6 +3,7 @@ and the executor's pool order (issue 17)."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -25,8 +26,9 @@ from lbauto.core.model import (
 from lbauto.core.plan import Action, Kind
 from lbauto.core.planner import make_plan
 from lbauto.core.pool import desired_pool
-from lbauto.errors import InventoryError, TransitionError
+from lbauto.errors import InventoryError, StateError, TransitionError
 from lbauto.inventory import load_inventory
+from lbauto.inventory.statefile import state_from_json, state_to_compact_json, state_to_json
 from lbauto.orchestrate.executor import Executor
 from lbauto.orchestrate.journal import Journal, read_journal
 from lbauto.platforms import PLATFORMS, parse_router
@@ -183,6 +185,36 @@ def test_rendered_frr_config_parses_back_to_an_empty_plan() -> None:
     inv, obs = _deployed(vips)
     plan = make_plan(inv, obs)
     assert not plan.has_changes, plan
+
+
+@pytest.mark.parametrize("form", ["plain", "compact"])
+def test_a_state_file_keeps_a_bgp_router_deployed(form: str) -> None:
+    """`lbauto plan --state FILE` on a deployed bgp router: the file carries its accept
+    entries, peers and peer group, so the plan is as empty as from live observation."""
+    vips = [
+        vip("web", "192.0.2.10", "198.51.100.21"),
+        vip("api", "192.0.2.11", "198.51.100.22", "198.51.100.23"),
+    ]
+    inv, obs = _deployed(vips)
+    write_doc = state_to_json if form == "plain" else state_to_compact_json
+    doc = json.loads(json.dumps(write_doc(obs)))
+    router_doc = doc["routers"]["r1"]
+    assert router_doc["bgp_group"]["asn"] == 64500 and len(router_doc["bgp_peers"]) == 4
+    back = state_from_json(doc, "state.json")
+    assert back.routers["r1"].pool == obs.routers["r1"].pool
+    assert back.routers["r1"].objects == obs.routers["r1"].objects
+    assert not make_plan(inv, back).has_changes
+    # control: without the pool keys the same file plans the pool again
+    del router_doc["bgp_peers"], router_doc["bgp_group"]
+    assert make_plan(inv, state_from_json(doc, "state.json")).pool
+
+
+def test_a_bad_bgp_group_in_a_state_file_names_its_path() -> None:
+    doc = {"routers": {"r1": {"bgp_group": {"asn": 0, "agent_asn": 64512, "maximum_paths": 8,
+                                            "bfd": True, "bfd_interval_ms": 100,
+                                            "bfd_multiplier": 3}}}}  # fmt: skip
+    with pytest.raises(StateError, match=r"^x: \$\.routers\.r1\.bgp_group\.asn: expected"):
+        state_from_json(doc, "x")
 
 
 def test_an_agent_added_to_the_pool_is_only_a_pool_change() -> None:
