@@ -489,6 +489,15 @@ def _message(e: Any, compact: bool = False) -> tuple[tuple[str | int, ...], str]
     return loc, e["msg"]  # pragma: no cover - no other kind expected
 
 
+def _problems(err: ValidationError, source: str, compact: bool = False) -> StateError:
+    """One line per problem (the first MAX_PROBLEMS): ``file: $.json.path: what``."""
+    lines = []
+    for e in err.errors(include_url=False)[:MAX_PROBLEMS]:
+        loc, what = _message(e, compact)
+        lines.append(f"{source}: {_path(loc)}: {what}")
+    return StateError("\n".join(lines))
+
+
 def state_from_json(data: object, source: str) -> ObservedState:
     """Parse the JSON form (see the module docstring); ``source`` names it in errors.
 
@@ -511,11 +520,7 @@ def state_from_json(data: object, source: str) -> ObservedState:
     try:
         doc = _StateDoc.model_validate(data)
     except ValidationError as err:
-        lines = []
-        for e in err.errors(include_url=False)[:MAX_PROBLEMS]:
-            loc, what = _message(e)
-            lines.append(f"{source}: {_path(loc)}: {what}")
-        raise StateError("\n".join(lines)) from err
+        raise _problems(err, source) from err
     _check_names(source, doc.agents, doc.routers)
     agents = {
         name: _agent(source, name, [_agent_vip(v) for v in agent.vips])
@@ -658,11 +663,7 @@ def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
         try:
             doc = _CompactDoc.model_validate(data)
         except ValidationError as err:
-            lines = []
-            for e in err.errors(include_url=False)[:MAX_PROBLEMS]:
-                loc, what = _message(e, compact=True)
-                lines.append(f"{source}: {_path(loc)}: {what}")
-            raise StateError("\n".join(lines)) from err
+            raise _problems(err, source, compact=True) from err
         lists = [_router("", r).objects for r in doc.object_lists]
         routers: dict[str, ObservedRouter] = {}
         for name, ref in doc.routers.items():
