@@ -28,6 +28,17 @@ DAEMONS = ("zebra", "staticd", "pbrd", "bgpd")
 #: BGP labs also run bfdd: lbauto renders the agents' sessions with BFD
 #: (``lbauto_lb_route: bgp`` in the lab inventory, applied by ``lbauto apply``).
 BGP_DAEMONS = (*DAEMONS, "bfdd")
+
+
+def with_mgmtd(daemons: tuple[str, ...]) -> tuple[str, ...]:
+    """``daemons`` in start order on this FRR: from FRR 9 static routes are configured
+    through mgmtd (without it ``ip route`` answers "mgmtd is not running"), which starts first;
+    FRR 8.4 has no mgmtd."""
+    if "staticd" in daemons and (FRR_DIR / "mgmtd").exists():
+        return ("mgmtd", *daemons)
+    return daemons
+
+
 #: The lab's BGP numbers are documentation ASNs (RFC 5398).
 ROUTER_AS = 64500
 PEER_AS = 64501
@@ -164,7 +175,7 @@ def start(router: LabRouter, bgp: bool = False) -> None:
     """Start the daemons (zebra first: the others connect to its zserv socket)."""
     ps = router.pathspace
     log = router.dir / "frr" / "frr.log"
-    for daemon in BGP_DAEMONS if bgp else DAEMONS:
+    for daemon in with_mgmtd(BGP_DAEMONS if bgp else DAEMONS):
         argv = [str(FRR_DIR / daemon), "-N", ps, "-d", "-A", "127.0.0.1", "-P", "0"]
         argv += ["--log", f"file:{log}", "--log-level", "informational"]
         if daemon == "zebra":
@@ -194,7 +205,7 @@ def _start_peer(router: LabRouter, log: Path) -> None:
 
 
 def stop(pathspace: str) -> None:
-    pidfiles = [run_dir(pathspace) / f"{d}.pid" for d in BGP_DAEMONS]
+    pidfiles = [run_dir(pathspace) / f"{d}.pid" for d in ("mgmtd", *BGP_DAEMONS)]
     pidfiles += [run_dir(pathspace) / _PEER / f"{d}.pid" for d in ("bgpd", "zebra")]
     pids = [pidfile_pid(pf, pathspace) for pf in pidfiles]
     kill([p for p in pids if p is not None])

@@ -30,6 +30,7 @@ from napalm.base.test import helpers
 from lbauto.core.model import BgpGroup, BgpPeer, Inventory, ObservedState, Router
 from lbauto.core.planner import make_plan
 from lbauto.inventory import load_inventory
+from lbauto.lab.frr import with_mgmtd
 from lbauto.orchestrate.executor import Executor
 from lbauto.orchestrate.journal import Journal
 from lbauto.orchestrate.sessions import read_sessions, sessions_json
@@ -88,7 +89,7 @@ class Frr:
         (self.confdir / "vtysh.conf").write_text("service integrated-vtysh-config\n")
         (self.confdir / "frr.conf").write_text(self.conf)
         shutil.chown(self.confdir / "frr.conf", "frr", "frr")
-        for daemon in self.daemons:
+        for daemon in with_mgmtd(self.daemons):
             sh(
                 "ip", "netns", "exec", self.name, str(FRR_BIN / daemon), "-N", self.name,
                 "-d", "-A", "127.0.0.1", "-P", "0", "--log", "syslog",
@@ -97,7 +98,7 @@ class Frr:
 
     def pids(self, *daemons: str) -> list[int]:
         out = []
-        for d in daemons or self.daemons:
+        for d in daemons or with_mgmtd(self.daemons):
             with contextlib.suppress(OSError, ValueError):
                 out.append(int((self.rundir / f"{d}.pid").read_text().strip()))
         return out

@@ -28,6 +28,7 @@ from lbauto.core.model import (
     Router,
     StaticRoute,
 )
+from lbauto.lab.frr import with_mgmtd
 from lbauto.platforms import parse_owned
 from lbauto.platforms.render import render_changes, render_config
 
@@ -60,7 +61,7 @@ class Frr:
         for d in (self.rundir, self.confdir):
             sh("install", "-d", "-o", "frr", "-g", "frr", str(d))
         (self.confdir / "vtysh.conf").touch()
-        for daemon in ("zebra", "staticd", "pbrd"):
+        for daemon in with_mgmtd(("zebra", "staticd", "pbrd")):
             sh(
                 "ip", "netns", "exec", self.name, str(FRR_BIN / daemon),
                 "-N", self.name, "-d", "-f", "/dev/null", "-A", "127.0.0.1", "-P", "0",
