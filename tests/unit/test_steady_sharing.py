@@ -103,6 +103,12 @@ def test_errors_are_the_models_errors(
     fleet: tuple[Path, dict[str, Any], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, deployed, _ = fleet
+    # The routers the damage goes to and one undamaged: the models' plain path (the control)
+    # validates the whole document each time, so a small one keeps this test fast.
+    deployed = {
+        "agents": deployed["agents"],
+        "routers": {n: deployed["routers"][n] for n in ("r1", "r2", "r3", "r7", "r8")},
+    }
     for path, value in (
         (("routers", "r3", "routes", 5, "next_hop"), "198.51.100.300"),
         (("routers", "r7", "routes", 2, "extra"), 1),
