@@ -26,7 +26,7 @@ demo: bootstrap
 # [tool.coverage.report] fail_under in pyproject.toml (pytest-cov reads it).
 test: bootstrap lint
 	$(PY) -m pytest tests/unit -q $(UNIT_PARALLEL) --cov --cov-report=term
-	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests/integration -q --durations=15
 
 ## test-fast: the unit tier only (no root, about 40 s of CPU); no coverage: tracing takes
 ## about three times the CPU, and this is the loop you run while editing
