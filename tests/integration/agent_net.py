@@ -297,7 +297,9 @@ class Net:
 
     # ---------------------------------------------------------------- agent
 
-    def start_agent(self) -> None:
+    def start_agent(self, timeout: float = 20.0) -> None:
+        """Start the agent and wait until it answers /v1/health (``timeout`` seconds: an
+        agent restoring 1,000 VIPs needs more than the default)."""
         (self.dir / "token").write_text(self.token + "\n")
         cfg = self.dir / "agent.yaml"
         cfg.write_text(
@@ -313,7 +315,7 @@ class Net:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.agent_proc.poll() is not None:
                 raise RuntimeError(f"agent exited: {(self.dir / 'agent.log').read_text()[-2000:]}")
@@ -323,7 +325,7 @@ class Net:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("agent did not answer /v1/health within 20 s")
+        raise RuntimeError(f"agent did not answer /v1/health within {timeout:.0f} s")
 
     def stop_agent(self, kill: bool = False) -> None:
         p = self.agent_proc
