@@ -647,6 +647,13 @@ def _reference(
     return {"objects": len(bases) - 1}
 
 
+def _refers(source: str, loc: tuple[str | int, ...], index: int, shared: str, size: int) -> None:
+    """A compact-form reference must name an existing entry of the shared list ``shared``."""
+    if index >= size:
+        what = "object list" if shared == "object_lists" else "VIP list"
+        raise StateError(f"{source}: {_path(loc)}: no {what} {index} ($.{shared} has {size})")
+
+
 def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
     version = data.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > COMPACT_VERSION:
@@ -667,12 +674,7 @@ def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
         lists = [_router("", r).objects for r in doc.object_lists]
         routers: dict[str, ObservedRouter] = {}
         for name, ref in doc.routers.items():
-            if ref.objects >= len(lists):
-                where = _path(("routers", name, "objects"))
-                raise StateError(
-                    f"{source}: {where}: no object list {ref.objects} "
-                    f"($.object_lists has {len(lists)})"
-                )
+            _refers(source, ("routers", name, "objects"), ref.objects, "object_lists", len(lists))
             objects = lists[ref.objects]
             if ref.removed is not None:
                 objects = objects - _router("", ref.removed).objects
@@ -682,12 +684,8 @@ def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
         vip_lists = [[_agent_vip(v) for v in vips] for vips in doc.vip_lists]
         agent_docs: dict[str, list[AgentVip]] = {}
         for name, aref in doc.agents.items():
-            if aref.vip_list >= len(vip_lists):
-                where = _path(("agents", name, "vip_list"))
-                raise StateError(
-                    f"{source}: {where}: no VIP list {aref.vip_list} "
-                    f"($.vip_lists has {len(vip_lists)})"
-                )
+            where = ("agents", name, "vip_list")
+            _refers(source, where, aref.vip_list, "vip_lists", len(vip_lists))
             agent_docs[name] = vip_lists[aref.vip_list]
         fast = (agent_docs, routers)
     agent_vips, routers = fast
