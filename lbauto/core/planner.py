@@ -166,8 +166,18 @@ def _scope(
     only: Collection[str] | None,
 ) -> Scope:
     addresses: dict[PKey, IPAddress] = {}
+    # Routers share indexes, and a derived index holds its base's addresses but where it
+    # touched prefixes: merging 100 routers' 10,000 addresses each cost 0.3 s.
+    merged: set[int] = set()
     for idx in router_obs.values():
-        addresses.update(idx.addresses)
+        if id(idx.addresses) in merged:
+            continue
+        merged.add(id(idx.addresses))
+        if idx.base is not None and id(idx.base.addresses) in merged:
+            own = idx.addresses
+            addresses.update((k, own[k]) for k in idx.touched if k in own)
+        else:
+            addresses.update(idx.addresses)
     for k, avs in agent_obs.items():
         addresses[k] = next(iter(avs.values())).address
     names: dict[PKey, str] = {}

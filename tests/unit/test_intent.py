@@ -6,12 +6,15 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lbauto.core.intent import (
     desired_objects,
     is_bypass,
     object_sort_key,
     owned_host_objects,
+    public_sort_key,
     sorted_objects,
 )
 from lbauto.core.model import (
@@ -29,6 +32,7 @@ from lbauto.core.model import (
 from lbauto.errors import InventoryError
 from tests import builders
 from tests.builders import agent, bypass, ip, lb, net, rule, vip
+from tests.properties import examples
 
 LB1 = agent("lb1", 0)
 LB2 = agent("lb2", 1, v6=False)
@@ -252,3 +256,29 @@ def test_memoized_intent_follows_the_inventory_object() -> None:
     kept = frozenset({rule(5, "192.0.2.11/32", "198.51.100.24")})
     assert rule(5, "192.0.2.11/32", "198.51.100.24") in desired_objects(one, PBR, kept)
     assert rule(1, "192.0.2.11/32", "198.51.100.24") in desired_objects(one, PBR, frozenset())
+
+
+_v4 = st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address)
+_v6 = st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)
+_address = st.one_of(_v4, _v6)
+_host = _address.map(lambda a: ipaddress.ip_network(f"{a}/{a.max_prefixlen}"))
+_objects = st.one_of(
+    st.builds(StaticRoute, _host, _address, st.integers(1, 255), st.integers(0, 2**32 - 1)),
+    st.builds(PbrRule, st.integers(1, 700), _host, _address),
+    st.builds(PbrBinding, st.sampled_from(["eth1", "Ethernet2"]), st.sampled_from([4, 6])),
+)
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(_objects)
+def test_the_fast_sort_key_is_the_public_one(obj: OwnedObject) -> None:
+    """object_sort_key reads ipaddress's slots for speed: it must give the key the public
+    attributes give, for every object, so sorting and diffing never depend on which ran."""
+    assert object_sort_key(obj) == public_sort_key(obj)
+    assert ipaddress_private_slots_are_read()
+
+
+def ipaddress_private_slots_are_read() -> bool:
+    from lbauto.core import intent
+
+    return intent._FAST_KEYS  # on CPython 3.11-3.13 the fast path must be the one that runs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 
 from lbauto.core import _index
-from lbauto.core.model import ObservedRouter, ObservedState, StaticRoute
+from lbauto.core.intent import router_intent
+from lbauto.core.model import ObservedRouter, ObservedState, PbrRule, StaticRoute
 from lbauto.core.planner import make_plan
 from lbauto.errors import StateError
 from lbauto.inventory import load_inventory
@@ -147,6 +149,33 @@ def unshared(state: ObservedState) -> ObservedState:
     )
 
 
+def seq_drift(state: ObservedState) -> ObservedState:
+    """``state`` with drift that moves PBR seqs: every PBR router lost VIP X's rule (X takes
+    the lowest free seq, its old one), the second also holds a foreign rule at that seq (X
+    takes the next there: its intent differs where its observed objects do not), and the third
+    holds another VIP's rule at a seq no one uses."""
+    routers = dict(state.routers)
+    pbr = sorted(n for n, r in routers.items() if any(isinstance(o, PbrRule) for o in r.objects))
+    assert len(pbr) >= 3
+    x = min((o for o in routers[pbr[0]].objects if isinstance(o, PbrRule)), key=lambda r: r.seq)
+    for n in pbr:
+        routers[n] = ObservedRouter(
+            n,
+            frozenset(
+                o
+                for o in routers[n].objects
+                if not (isinstance(o, PbrRule) and o.prefix == x.prefix)
+            ),
+        )
+    foreign = PbrRule(x.seq, ipaddress.ip_network("198.51.100.77/32"), x.next_hop)
+    routers[pbr[1]] = ObservedRouter(pbr[1], routers[pbr[1]].objects | {foreign})
+    moved = next(o for o in routers[pbr[2]].objects if isinstance(o, PbrRule))
+    routers[pbr[2]] = ObservedRouter(
+        pbr[2], routers[pbr[2]].objects - {moved} | {PbrRule(650, moved.prefix, moved.next_hop)}
+    )
+    return ObservedState(agents=state.agents, routers=routers)
+
+
 def test_shared_and_derived_indexes_plan_like_full_ones(
     fleet: tuple[Path, dict[str, Any], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,9 +191,11 @@ def test_shared_and_derived_indexes_plan_like_full_ones(
     )
     routers["r4"] = ObservedRouter("r4")
     more = ObservedState(agents=state.agents, routers=routers)
-    for observed in (sf.state_from_json(deployed, "x"), state, more):
+    for observed in (sf.state_from_json(deployed, "x"), state, more, seq_drift(state)):
         fast = make_plan(inv, observed)
-        monkeypatch.setattr(_index.IndexCache, "SHARE", -1.0)  # control: index every router
+        # control: index every router, compute every intent whole
+        monkeypatch.setattr(_index.IndexCache, "SHARE", -1.0)
+        monkeypatch.setattr(_index.IntentCache, "DERIVE", False)
         full = make_plan(inv, unshared(observed))
         monkeypatch.undo()
         assert fast == full
@@ -192,3 +223,27 @@ def test_a_derived_index_equals_a_full_one(
             want.rules,
         )
     assert derived  # the drifted routers took the derived path
+
+
+def test_a_derived_intent_equals_a_full_one(
+    fleet: tuple[Path, dict[str, Any], dict[str, Any]],
+) -> None:
+    """PBR routers whose observed rules differ (drift) derive their intent from the first one
+    of their settings; each must equal the intent computed whole for that router, seqs too."""
+    root, _, drifted = fleet
+    inv = load_inventory(root)
+    state = sf.state_from_json(drifted, "x")
+    observed = seq_drift(state)
+    agents = sorted(inv.agents, key=lambda a: a.name)
+    cache = _index.IntentCache(inv.vips, agents)
+    indexes = _index.IndexCache(observed)
+    derived = 0
+    for router in sorted(inv.routers, key=lambda r: r.name):
+        obs = indexes.get(router)
+        intent, target = cache.get(router, obs)
+        derived += cache.origin(target)[0] is not target
+        want = router_intent(inv.vips, agents, router, obs.rules)
+        assert intent == want, router.name
+        alone = _index.IntentCache(inv.vips, agents)
+        assert target == alone.get(router, obs)[1], router.name
+    assert derived >= 2  # the drifted PBR routers took the derived path
