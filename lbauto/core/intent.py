@@ -23,8 +23,6 @@ host address, so such a route only carries lbauto's tag by accident. They are ig
 
 from __future__ import annotations
 
-import ipaddress
-import operator
 import weakref
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +46,9 @@ from lbauto.core.model import (
     RouterObject,
     StaticRoute,
     Vip,
+    addr_key,
     host_prefix,
+    net_key,
 )
 from lbauto.errors import InventoryError
 from lbauto.platforms import PLATFORMS
@@ -61,13 +61,15 @@ def object_sort_key(obj: RouterObject) -> tuple[Any, ...]:
     """A total order over owned objects of mixed types: by VIP prefix (IPv4 first, numeric),
     within a prefix routes before rules; bindings last. Concatenating per-VIP sorted tuples in
     VIP order therefore gives a sorted whole, which the planner relies on for speed."""
+    # The common types first, keyed through model.net_key/addr_key (ipaddress's slots): this
+    # runs for every object the planner indexes or intends, a quarter of a million at 10k x 100.
     kind = type(obj)
-    if kind is StaticRoute and _FAST_KEYS:
+    if kind is StaticRoute:
         assert isinstance(obj, StaticRoute)
-        return (*_net_key(obj.prefix), 0, *_addr_key(obj.next_hop), obj.distance, obj.tag)
-    if kind is PbrRule and _FAST_KEYS:
+        return (*net_key(obj.prefix), 0, *addr_key(obj.next_hop), obj.distance, obj.tag)
+    if kind is PbrRule:
         assert isinstance(obj, PbrRule)
-        return (*_net_key(obj.prefix), 1, obj.seq, *_addr_key(obj.next_hop), 0)
+        return (*net_key(obj.prefix), 1, obj.seq, *addr_key(obj.next_hop), 0)
     return public_sort_key(obj)
 
 
@@ -84,30 +86,6 @@ def public_sort_key(obj: RouterObject) -> tuple[Any, ...]:
     if isinstance(obj, BgpAccept):
         return (*head, -1, 0, 0, 0, 0)  # the LB route comes first, as static LB routes do
     return (*head, 1, obj.seq, obj.next_hop.version, int(obj.next_hop), 0)
-
-
-# The planner computes this key for every object it indexes or intends (a quarter of a million
-# in a 10,000-VIP x 100-router plan). ipaddress keeps an address's value in ``_ip`` and a
-# network's length in ``_prefixlen`` (every CPython 3); ``int()``, ``.version`` and
-# ``.prefixlen`` are Python-level calls: reading the slots in C is 8x faster. Checked at import
-# (a Python that renamed them gets the public path) and against the public key in the tests.
-_net_key = operator.attrgetter("_version", "network_address._ip", "_prefixlen")
-_addr_key = operator.attrgetter("_version", "_ip")
-
-
-def _fast_keys_work() -> bool:
-    probes = (ipaddress.ip_network("192.0.2.1/32"), ipaddress.ip_network("2001:db8::1/128"))
-    try:
-        return all(
-            _net_key(n) == (n.version, int(n.network_address), n.prefixlen)
-            and _addr_key(n.network_address) == (n.version, int(n.network_address))
-            for n in probes
-        )
-    except AttributeError:
-        return False
-
-
-_FAST_KEYS = _fast_keys_work()
 
 
 def sorted_objects(objs: Iterable[_Obj]) -> tuple[_Obj, ...]:
@@ -149,7 +127,9 @@ def is_bypass(obj: OwnedObject, router: Router, agent_hops: Collection[IPAddress
     if isinstance(obj, PbrRule):
         return True
     if isinstance(obj, StaticRoute):
-        return obj.next_hop not in agent_hops and obj.distance != router.lb_distance
+        # The distance first: an int compare, where the hop lookup hashes an ip_address in
+        # Python (LB routes, most observed routes, stop there).
+        return obj.distance != router.lb_distance and obj.next_hop not in agent_hops
     return False
 
 
@@ -187,29 +167,24 @@ def _lb_routes(
     return out
 
 
-def _address_key(address: IPAddress) -> tuple[int, int]:
-    # ip_network/ip_address hash and compare in Python; a (version, int) tuple does in C.
-    return (address.version, int(address))
-
-
 def _kept_seqs(
     pbr_vips: Sequence[tuple[Vip, IPNetwork]], observed_rules: Iterable[PbrRule]
 ) -> list[int | None]:
     """Per desired PBR VIP (same order), the seq it keeps from its observed rule, if any (one
     VIP per seq)."""
-    by_prefix: dict[tuple[int, int], list[PbrRule]] = {}
+    by_prefix: dict[tuple[int, int, int], list[PbrRule]] = {}
     for rule in observed_rules:
-        by_prefix.setdefault(_address_key(rule.prefix.network_address), []).append(rule)
+        by_prefix.setdefault(net_key(rule.prefix), []).append(rule)
     kept: list[int | None] = []
     claimed: set[int] = set()
     for vip, prefix in pbr_vips:
-        rules = by_prefix.get(_address_key(prefix.network_address))
+        rules = by_prefix.get(net_key(prefix))
         seq = None
         if rules:
             if len(rules) > 1:
                 # Prefer the rule that already points at the DIP: keeping it costs no change.
-                dip = _address_key(vip.dips[0])
-                rules.sort(key=lambda r: (_address_key(r.next_hop) != dip, r.seq))
+                dip = addr_key(vip.dips[0])
+                rules.sort(key=lambda r: (addr_key(r.next_hop) != dip, r.seq))
             for rule in rules:
                 if rule.seq not in claimed:
                     seq = rule.seq
