@@ -28,6 +28,7 @@ from lbauto.core.intent import (
     intent_base,
     intent_key,
     object_sort_key,
+    pbr_rule,
     pbr_seqs,
     with_rules,
 )
@@ -317,13 +318,9 @@ class IntentCache:
         seqs = pbr_seqs(router, base, obs.rules)
         intent = with_rules(base, router, seqs)
         target: dict[PKey, Entry] = {}
-        for vip, prefix in zip(self._vips, self._prefixes, strict=True):
-            objs = intent.by_prefix.get(prefix, EMPTY)
+        for vip, objs in zip(self._vips, intent.per_vip, strict=True):
             if objs:
-                target[address_key(vip.address)] = (
-                    objs,
-                    tuple(object_sort_key(o) for o in objs),
-                )
+                target[address_key(vip.address)] = (objs, tuple(map(object_sort_key, objs)))
         self._first[settings] = _FirstIntent(base, seqs, intent, target)
         return intent, target
 
@@ -345,19 +342,19 @@ def _derive_intent(
     first: _FirstIntent, router: Router, rules: frozenset[PbrRule]
 ) -> tuple[RouterIntent, dict[PKey, Entry], frozenset[PKey]]:
     seqs = pbr_seqs(router, first.base, rules)
-    by_prefix = dict(first.intent.by_prefix)
+    per_vip = list(first.intent.per_vip)
     target = dict(first.target)
     touched: list[PKey] = []
-    for (vip, prefix), seq, was in zip(first.base.pbr_vips, seqs, first.seqs, strict=True):
+    for i, seq, was in zip(first.base.pbr, seqs, first.seqs, strict=True):
         if seq == was:
             continue
-        objs = (*first.base.by_prefix[prefix], PbrRule(seq, prefix, vip.dips[0]))
-        by_prefix[prefix] = objs
-        k = address_key(vip.address)
-        target[k] = (objs, tuple(object_sort_key(o) for o in objs))
+        objs = per_vip[i] = pbr_rule(first.base, i, seq)
+        k = address_key(first.base.vips[i].address)
+        target[k] = (objs, tuple(map(object_sort_key, objs)))
         touched.append(k)
     # The PBR VIPs are the same, so are the versions that have rules and thus the bindings.
-    return RouterIntent(by_prefix, first.intent.bindings), target, frozenset(touched)
+    intent = RouterIntent(first.intent.prefixes, per_vip, first.intent.bindings)
+    return intent, target, frozenset(touched)
 
 
 def router_work(
