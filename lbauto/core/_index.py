@@ -17,6 +17,7 @@ Nothing here decides anything (the decisions are in :mod:`lbauto.core.planner` a
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -117,28 +118,39 @@ def index_router(observed: ObservedState, router: Router) -> ObservedIndex:
 
 
 def index_objects(objects: Iterable[OwnedObject]) -> ObservedIndex:
-    lists: dict[PKey, list[tuple[OKey, OwnedObject]]] = {}
-    addresses: dict[PKey, IPAddress] = {}
+    keyed: list[tuple[OKey, OwnedObject]] = []
     bindings: set[PbrBinding] = set()
-    rules: set[PbrRule] = set()
+    rules: list[PbrRule] = []
     for obj in objects:
         if isinstance(obj, PbrBinding):
             bindings.add(obj)
             continue
         okey = object_sort_key(obj)
-        pkey: PKey = okey[:3]
-        if pkey[2] != HOST_LEN[pkey[0]]:
+        if okey[2] != HOST_LEN[okey[0]]:
             continue  # not a VIP prefix: never lbauto's (see lbauto.core.intent.owned_host_objects)
+        keyed.append((okey, obj))
         if isinstance(obj, PbrRule):
-            rules.add(obj)
-        entry = lists.get(pkey)
-        if entry is None:
-            lists[pkey] = [(okey, obj)]
-            addresses[pkey] = obj.prefix.network_address
-        else:
-            entry.append((okey, obj))
-    by_prefix = {k: sorted_entry(pairs) for k, pairs in lists.items()}
+            rules.append(obj)
+    # One sort of every key (tuples compare in C), then runs of one prefix: a prefix's objects
+    # come out sorted, as sorted_entry would give them.
+    keyed.sort(key=_FIRST)
+    by_prefix: dict[PKey, Entry] = {}
+    addresses: dict[PKey, IPAddress] = {}
+    i, n = 0, len(keyed)
+    while i < n:
+        pkey: PKey = keyed[i][0][:3]
+        j = i + 1
+        while j < n and keyed[j][0][:3] == pkey:
+            j += 1
+        run = keyed[i:j]
+        by_prefix[pkey] = (tuple(map(_SECOND, run)), tuple(map(_FIRST, run)))
+        addresses[pkey] = run[0][1].prefix.network_address  # type: ignore[union-attr]
+        i = j
     return ObservedIndex(by_prefix, addresses, frozenset(bindings), frozenset(rules))
+
+
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
 
 
 class IndexCache:
