@@ -36,6 +36,22 @@ def pending_commit(driver: NapalmDriver) -> PendingCommit | None:
             return None
     except NotImplementedError:
         return None
+    return _described(driver)
+
+
+def _pending_and_running(driver: NapalmDriver, router: Router) -> tuple[PendingCommit | None, str]:
+    """The pending commit, then the running config. lbauto's FRR driver reads both in one
+    round trip, in the same order (``FRRDriver._pending_and_running``: private, as NAPALM's
+    conformance suite allows no public method beyond NetworkDriver's); other drivers make the
+    two NAPALM calls."""
+    both = getattr(driver, "_pending_and_running", None)
+    if not callable(both):
+        return pending_commit(driver), running_config(driver, router)
+    armed, text = both()
+    return (_described(driver) if armed else None), str(text)
+
+
+def _described(driver: NapalmDriver) -> PendingCommit:
     info = getattr(driver, "pending_commit", None)
     if not isinstance(info, dict):
         return PendingCommit()
@@ -56,8 +72,7 @@ def observe_router(router: Router, opener: Opener = open_driver) -> ObservedRout
     except LbautoError as exc:
         raise StateError(f"cannot observe router {router.name}: {exc}") from exc
     try:
-        pending = pending_commit(driver)
-        text = running_config(driver, router)
+        pending, text = _pending_and_running(driver, router)
     except device_errors() as exc:
         raise StateError(
             f"cannot read the running config of router {router.name}: {mask(describe(exc))}"

@@ -15,11 +15,20 @@ from lbauto.platforms.driver import NapalmDriver
 _STATIC = {4: "show ip route static json", 6: "show ipv6 route static json"}
 
 
+def _show_json(driver: NapalmDriver, commands: list[str]) -> dict[str, Any]:
+    """``cli(commands, encoding="json")``; lbauto's FRR driver runs them in one vtysh start
+    (``FRRDriver._show_json``: about 50 ms of router CPU per start saved)."""
+    batched = getattr(driver, "_show_json", None)
+    if callable(batched):
+        return dict(batched(commands))
+    return dict(driver.cli(commands, encoding="json"))
+
+
 def static_routes(driver: NapalmDriver, versions: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
     """Every static route of the default VRF for ``versions``, as ``get_route_to`` entries.
 
-    One vtysh call per family, sent together (the driver runs a command list in one SSH
-    exchange): 100 prefixes cost one read instead of 100. The table is converted by the
+    One read for both families (one vtysh start with lbauto's driver, in one SSH exchange):
+    100 prefixes cost one read instead of 100. The table is converted by the
     driver's own ``get_route_to`` parser, so both paths see the same fields. lbauto's routes
     live in the default VRF (its templates render none elsewhere); ``get_route_to`` also looks
     in other VRFs, where a route for the same prefix is not the one lbauto pushed.
@@ -27,7 +36,7 @@ def static_routes(driver: NapalmDriver, versions: Sequence[int]) -> dict[str, li
     from napalm_frr.parse import routes_from_json  # lazy: napalm is heavy to import
 
     commands = [_STATIC[v] for v in sorted(set(versions))]
-    out = driver.cli(commands, encoding="json")
+    out = _show_json(driver, commands)
     table: dict[str, list[dict[str, Any]]] = {}
     for command in commands:
         data = out.get(command)
@@ -42,9 +51,8 @@ def static_routes(driver: NapalmDriver, versions: Sequence[int]) -> dict[str, li
 def _frr_pbr(
     driver: NapalmDriver,
 ) -> tuple[dict[int, dict[str, Any]], dict[str, set[str]], set[str]]:
-    out = driver.cli(
-        ["show pbr map json", "show pbr nexthop-groups json", "show pbr interface json"],
-        encoding="json",
+    out = _show_json(
+        driver, ["show pbr map json", "show pbr nexthop-groups json", "show pbr interface json"]
     )
     maps, groups, ifaces = (
         out["show pbr map json"],
