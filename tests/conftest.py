@@ -12,9 +12,12 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _gc_thresholds_restored() -> Iterator[None]:
-    """``lbauto.cli.main`` tunes the garbage collector for its own short process; tests run it
-    in process, and the rest of the session must keep the collector it had (a late collection
-    in a later test would make its timing and memory figures depend on test order)."""
-    thresholds = gc.get_threshold()
+    """``lbauto.cli.main`` turns the garbage collector off for its own short process; tests
+    run it in process, and the rest of the session must keep the collector it had (a late
+    collection in a later test would make its timing and memory figures depend on test
+    order, and a session without one would keep every cycle)."""
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
     yield
     gc.set_threshold(*thresholds)
+    if enabled:
+        gc.enable()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from lbauto.agent.config import load_config
 from lbauto.errors import LbautoError
 
 _INTERPRETER_GC = gc.get_threshold()  # read at import, before lbauto.cli.main tunes it
@@ -42,11 +41,15 @@ def serve(
     ),
 ) -> None:
     """Serve the agent API and program the data plane until interrupted."""
+    # Imported here: the config's pydantic models cost every `lbauto` command a third of a
+    # second at start-up otherwise (this group is registered by lbauto.cli).
+    from lbauto.agent.config import load_config
     from lbauto.agent.server import serve as run
 
-    # `lbauto` tunes the collector for short batch runs (lbauto.cli.tune_gc); a server living
-    # for months goes back to the interpreter's own pace so its cycles are freed promptly.
+    # `lbauto` turns the collector off for short batch runs (lbauto.cli.tune_gc); a server
+    # living for months goes back to the interpreter's own pace so its cycles are freed.
     gc.set_threshold(*_INTERPRETER_GC)
+    gc.enable()
     overrides = {
         "listen": listen,
         "port": port,

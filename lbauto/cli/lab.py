@@ -5,25 +5,36 @@ Thin: parse, call :mod:`lbauto.lab`, print (rich tables, or JSON with ``--output
 
 from __future__ import annotations
 
+import functools
 import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lbauto.errors import LbautoError
-from lbauto.lab.lab import Lab, down
-from lbauto.lab.spec import LabSpec
-from lbauto.lab.traffic import TrafficReport, start_traffic
+
+if TYPE_CHECKING:
+    # Every lbauto command registers this group: the lab package and rich load only when a
+    # lab command runs.
+    from rich.console import Console
+
+    from lbauto.lab.lab import Lab
+    from lbauto.lab.traffic import TrafficReport
 
 app = typer.Typer(
     help="A lab of network namespaces on this host: FRR routers over SSH, agents, DIP hosts "
     "with echo/HTTP servers and a client; writes an inventory lbauto can drive (needs root).",
     no_args_is_help=True,
 )
-console = Console()
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
 
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Lab name (1-8 chars, a-z0-9).")]
 
@@ -68,10 +79,13 @@ def _lab_json(lab: Lab) -> dict[str, Any]:
 
 
 def _print_lab(lab: Lab, output: Output) -> None:
+    from rich.table import Table
+
     data = _lab_json(lab)
     if output is Output.json:
         typer.echo(json.dumps(data, indent=2))
         return
+    console = _console()
     table = Table(title=f"lab {lab.name} (management 198.18.{lab.index}.0/24)")
     for col in ("member", "role", "namespace", "address", "processes"):
         table.add_column(col)
@@ -109,6 +123,9 @@ def up(
     output: OutputOpt = Output.table,
 ) -> None:
     """Build the lab (idempotent: an existing lab of this shape is reported as is)."""
+    from lbauto.lab.lab import Lab
+    from lbauto.lab.spec import LabSpec
+
     spec = LabSpec(
         name=name,
         routers=routers,
@@ -129,6 +146,8 @@ def up(
 @app.command("down")
 def down_cmd(name: NameOpt = "lab") -> None:
     """Remove the lab and everything it made (also after a half-failed up)."""
+    from lbauto.lab.lab import down
+
     try:
         down(name)
     except LbautoError as err:
@@ -139,6 +158,8 @@ def down_cmd(name: NameOpt = "lab") -> None:
 @app.command()
 def status(name: NameOpt = "lab", output: OutputOpt = Output.table) -> None:
     """Show the lab's members, addresses and whether their processes run."""
+    from lbauto.lab.lab import Lab
+
     try:
         lab = Lab.load(name)
     except LbautoError as err:
@@ -149,6 +170,9 @@ def status(name: NameOpt = "lab", output: OutputOpt = Output.table) -> None:
 
 
 def _print_report(report: TrafficReport) -> None:
+    from rich.table import Table
+
+    console = _console()
     c = report.counts
     table = Table(title=f"traffic to {report.vip}:{report.port} for {report.duration:g} s")
     table.add_column("measure")
@@ -191,6 +215,9 @@ def traffic(
 ) -> None:
     """Hold long-lived connections and open short ones to a VIP from the client; report.
     Ctrl-C stops the client and prints the report so far (exit 130)."""
+    from lbauto.lab.lab import Lab
+    from lbauto.lab.traffic import start_traffic
+
     try:
         lab = Lab.load(name)
         handle = start_traffic(lab, vip, connections, duration, lifetime, new_per_second)

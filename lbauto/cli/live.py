@@ -31,19 +31,20 @@ from lbauto.cli.options import (
     split_limit,
     with_workers,
 )
-from lbauto.cli.present import finish_apply, progress_hook, show_outcome_plan
-from lbauto.core.model import Inventory, IPAddress
 from lbauto.errors import LbautoError
-from lbauto.orchestrate.apply import ApplyOutcome, Devices
 
 if TYPE_CHECKING:
+    from lbauto.core.model import Inventory, IPAddress
     from lbauto.core.plan import PlanOptions
+    from lbauto.orchestrate.apply import ApplyOutcome, Devices
     from lbauto.orchestrate.executor import EventHook
     from lbauto.orchestrate.limit import Skipped
 
 
 def _confirmer(inv: Inventory, yes: bool, output: Output) -> Callable[[ApplyOutcome], bool]:
     """Show the plan and device diffs, then ask (unless --yes)."""
+
+    from lbauto.cli.present import show_outcome_plan
 
     def confirm(outcome: ApplyOutcome) -> bool:
         show_outcome_plan(out, outcome, inv, output.value)
@@ -117,7 +118,7 @@ def apply(
         raise typer.Exit(EXIT_CHANGES)
 
 
-Runner = Callable[..., ApplyOutcome]
+Runner = Callable[..., "ApplyOutcome"]
 
 
 def _saved_runner(
@@ -219,6 +220,7 @@ def _live_run(
     skipped: Sequence[Skipped] = (),
 ) -> ApplyOutcome:
     """Run ``run(devices, ...)`` against the live agents and routers, then report."""
+    from lbauto.cli.present import finish_apply, progress_hook, show_outcome_plan
     from lbauto.orchestrate.live import live_devices
 
     console = console_for(output.value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,9 +29,11 @@ from lbauto.cli.options import (
     split_limit,
     state_file,
 )
-from lbauto.core.model import Inventory, ObservedState
 from lbauto.errors import InventoryError, StateError
-from lbauto.orchestrate.planfile import StateSource
+
+if TYPE_CHECKING:
+    from lbauto.core.model import Inventory, ObservedState
+    from lbauto.orchestrate.planfile import StateSource
 
 log = logging.getLogger("lbauto.cli")
 
@@ -108,10 +110,12 @@ def observed_state(
     inv: Inventory, state: str | None
 ) -> tuple[ObservedState, StateSource, Path | None]:
     """The observed state, its source (live, file, empty) and the state file if any."""
-    from lbauto.inventory.statefile import load_state
+    from lbauto.core.model import ObservedState
 
     path = state_file(state)
     if path is not None:
+        from lbauto.inventory.statefile import load_state
+
         log.info("observed state from %s", path)
         return load_state(path), "file", path
     if state == "empty":
@@ -153,12 +157,8 @@ def plan(
     """Show the transitions and router changes that would move the observed state to the
     inventory; optionally save them as a plan file. A big plan's table is a summary (counts by
     kind, per-router changes, their first lines): --full or --router NAME for the whole."""
-    from lbauto.cli.present import plan_markdown, print_plan, write_json, write_text
     from lbauto.core.plan import PlanOptions
     from lbauto.orchestrate.limit import limited_plan
-    from lbauto.orchestrate.plandoc import plan_document
-    from lbauto.orchestrate.planfile import build_plan_file, write_plan_file
-    from lbauto.orchestrate.status import pending_commits_json
 
     given = inventory_path(ctx, inventory)
     inv = load(ctx, given)
@@ -167,10 +167,16 @@ def plan(
     options = PlanOptions(transit_seconds=transit, drain_timeout=drain_timeout)
     patterns = split_limit(limit)
     lp = limited_plan(inv, observed, options, patterns)
-    # The table needs no document (rendering every router's lines is most of a big one's cost).
-    need_doc = out_file is not None or output is not Output.table
-    doc = plan_document(lp.plan, inv, observed, lp.skipped) if need_doc else None
+    # The table needs no document (rendering every router's lines is most of a big one's cost),
+    # nor the modules that build it (jinja2) or save it: each branch imports what it uses.
+    doc = None
+    if out_file is not None or output is not Output.table:
+        from lbauto.orchestrate.plandoc import plan_document
+
+        doc = plan_document(lp.plan, inv, observed, lp.skipped)
     if out_file is not None:
+        from lbauto.orchestrate.planfile import build_plan_file, write_plan_file
+
         assert doc is not None
         pf = build_plan_file(
             plan_doc=doc,
@@ -185,18 +191,27 @@ def plan(
         )
         write_plan_file(out_file, pf)
     if output is Output.json:
+        from lbauto.cli.present import write_json
+
         assert doc is not None
         write_json(doc)
     elif output is Output.markdown:
+        from lbauto.cli.present import plan_markdown, write_text
+
         assert doc is not None
         write_text(plan_markdown(doc))
     else:
+        from lbauto.cli.present import print_plan
+
         print_plan(out, lp.plan, inv, observed, full=full, routers=named, skipped=list(lp.skipped))
         if out_file is not None:
             out.print(f"plan saved to {out_file}: apply it with `lbauto apply {out_file}`")
-    # pending router commits count as changes
-    if detailed_exitcode and (lp.plan.has_changes or pending_commits_json(observed)):
-        raise typer.Exit(EXIT_CHANGES)
+    if detailed_exitcode:
+        from lbauto.orchestrate.status import pending_commits_json
+
+        # pending router commits count as changes
+        if lp.plan.has_changes or pending_commits_json(observed):
+            raise typer.Exit(EXIT_CHANGES)
 
 
 def _known_routers(inv: Inventory, names: list[str] | None) -> list[str]:

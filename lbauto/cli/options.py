@@ -13,15 +13,20 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any, cast
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup, TyperOption
 
 from lbauto import __version__
-from lbauto.core.model import Inventory
 from lbauto.errors import InventoryError, LbautoError, StateError
+
+if TYPE_CHECKING:
+    # Every command pays this module's imports, also for --help: rich's console and the
+    # inventory model load when a command first prints or reads an inventory.
+    from rich.console import Console
+
+    from lbauto.core.model import Inventory
 
 try:
     from typer._click.exceptions import UsageError
@@ -42,6 +47,8 @@ PIPE_WIDTH = 120
 def make_console(*, stderr: bool = False) -> Console:
     """A console for this invocation: COLUMNS wins, then the terminal's width; a pipe without
     COLUMNS gets PIPE_WIDTH. NO_COLOR (any non-empty value) turns colour off."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     columns = os.environ.get("COLUMNS", "")
     width: int | None
@@ -84,9 +91,9 @@ class _LazyConsole:
 _out = _LazyConsole(stderr=False)
 _err = _LazyConsole(stderr=True)
 #: Tables and text for people (stdout).
-out = cast(Console, _out)
+out = cast("Console", _out)
 #: Progress and notes that must not mix with a JSON or markdown document (stderr).
-err = cast(Console, _err)
+err = cast("Console", _err)
 
 
 def reset_consoles() -> None:

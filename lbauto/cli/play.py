@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from lbauto.cli.options import EXIT_CHANGES, EXIT_ERROR
 from lbauto.errors import LbautoError
@@ -23,6 +22,8 @@ EPILOG = (
 
 def _extra_vars(pairs: list[str]) -> dict[str, Any]:
     """``-e KEY=VALUE``: the value is read as YAML (numbers, lists, true/false), like a var."""
+    import yaml
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

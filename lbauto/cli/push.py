@@ -6,7 +6,7 @@ Thin: parse, call :mod:`lbauto.push`, print (registered in :mod:`lbauto.cli`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,10 +20,15 @@ from lbauto.cli.options import (
     load,
     split_limit,
 )
-from lbauto.cli.present import print_result, push_doc, push_markdown, write_json, write_text
 from lbauto.errors import InventoryError, PushAbortedError
-from lbauto.push.pipeline import DEFAULT_REVERT_IN, PushResult, push
-from lbauto.push.reconcile import reconcile_jobs
+
+if TYPE_CHECKING:
+    from lbauto.push.pipeline import PushResult
+
+#: lbauto.push.pipeline.DEFAULT_REVERT_IN, written out: typer reads the default when it builds
+#: any command, and the push pipeline (rich progress, the platforms) is not cheap to import
+#: for `lbauto --help` (tests/unit/test_cli_startup.py holds the two equal).
+DEFAULT_REVERT_IN = 120
 
 
 def push_command(
@@ -59,6 +64,8 @@ def push_command(
     agents are not touched), showing each router's device diff."""
     from lbauto.orchestrate.limit import push_limit
     from lbauto.push.observe import observe_routers
+    from lbauto.push.pipeline import push
+    from lbauto.push.reconcile import reconcile_jobs
 
     path = inventory or (ctx.obj or {}).get("inventory")
     if path is None:
@@ -91,6 +98,8 @@ def push_command(
 
 
 def _show(result: PushResult, output: Output, skipped: list[str]) -> None:
+    from lbauto.cli.present import print_result, push_doc, push_markdown, write_json, write_text
+
     if output is Output.json:
         write_json(push_doc(result, skipped))
     elif output is Output.markdown:
