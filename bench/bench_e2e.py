@@ -14,6 +14,8 @@ Prints:
   CPU time does not): lbauto (this process, ``resource.getrusage``), the router and the agent
   (every process in their namespaces, ``/proc/<pid>/stat``: sshd with the shells, vtysh and
   frr-reload it ran, the FRR daemons; the agent with the nft it ran).
+- ``fsync`` calls of this process per call: the journal's (``journal.jsonl``) and the rest
+  (the inventory lock, vips.yaml), counted by wrapping ``os.fsync`` (the real one runs).
 - A markdown table of the figures for docs/benchmarks.md.
 
     .venv/bin/python bench/bench_e2e.py [--runs 20] [--batch 100] [--keep]
@@ -26,6 +28,7 @@ unless --keep.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import os
 import statistics
@@ -33,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cpu_split import own_cpu, router_cpu  # the bench/ directory is the script's path
 
@@ -44,7 +48,12 @@ from lbauto.orchestrate.apply import ApplyOutcome, Devices, ScaleRequest, run_ap
 from lbauto.orchestrate.live import live_devices
 from lbauto.orchestrate.vipsfile import rewrite_dips, write_atomic
 
+if TYPE_CHECKING:
+    from _typeshed import HasFileno
+
 LAB = "lbbe"
+#: fsync calls of this process so far, per file name (see :func:`count_fsyncs`).
+FSYNCS: dict[str, int] = {}
 OPTIONS = PlanOptions(transit_seconds=30, drain_timeout=0)
 #: Marks the batch VIPs' block in vips.yaml, so a run interrupted with --keep can be cleaned.
 MARKER = "  # bench_e2e batch (removed at the end of the benchmark)\n"
@@ -53,6 +62,35 @@ BATCH_BASE = ipaddress.ip_address("192.0.2.100")
 
 
 # ------------------------------------------------------------------ timing one call
+
+
+def count_fsyncs() -> None:
+    """Count every ``os.fsync`` of this process by the name of the file it syncs (the real
+    fsync still runs): the journal's share of a call's disk waits."""
+    real = os.fsync
+
+    def fsync(fd: int | HasFileno) -> None:
+        num = fd if isinstance(fd, int) else fd.fileno()
+        try:
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{num}"))
+        except OSError:
+            name = "?"
+        FSYNCS[name] = FSYNCS.get(name, 0) + 1
+        real(fd)
+
+    os.fsync = fsync
+
+
+@dataclass
+class Fsyncs:
+    journal: int = 0
+    other: int = 0
+
+    @classmethod
+    def since(cls, start: dict[str, int]) -> Fsyncs:
+        d = {k: v - start.get(k, 0) for k, v in FSYNCS.items()}
+        journal = d.get("journal.jsonl", 0)
+        return cls(journal, sum(d.values()) - journal)
 
 
 @dataclass
@@ -205,9 +243,11 @@ class ScaleRun:
     setup: float  # load inventory + build devices, before the call
     timeline: Timeline
     cpu: Cpu = field(default_factory=Cpu)
+    fsyncs: Fsyncs = field(default_factory=Fsyncs)
 
 
 def one_scale(lab: Lab, kind: str, dips: Sequence[str]) -> ScaleRun:
+    synced = dict(FSYNCS)
     cpu = Cpu.now(lab)
     s0 = time.perf_counter()
     inv = load_inventory(lab.inventory_dir)
@@ -231,7 +271,7 @@ def one_scale(lab: Lab, kind: str, dips: Sequence[str]) -> ScaleRun:
     kinds = [t.kind.value for t in out.plan.transitions if t.vip == "web"]
     if kinds != [kind] or not out.converged or tl.verified_at is None:
         raise SystemExit(f"unexpected {kind} run: kinds={kinds} converged={out.converged}")
-    return ScaleRun(kind, setup, tl, used)
+    return ScaleRun(kind, setup, tl, used, Fsyncs.since(synced))
 
 
 def bench_scale(lab: Lab, runs: int) -> list[ScaleRun]:
@@ -264,6 +304,8 @@ class BatchResult:
     converged: bool | None
     breakdown: dict[str, tuple[float, float]]
     cpu: Cpu = field(default_factory=Cpu)
+    fsyncs: Fsyncs = field(default_factory=Fsyncs)
+    load: float = 0.0  # 1-minute load average at its end
 
 
 def batch_addresses(n: int) -> list[str]:
@@ -282,6 +324,7 @@ def batch_block(addrs: Sequence[str], dips: Sequence[Sequence[str]]) -> str:
 
 
 def one_apply(lab: Lab, what: str) -> BatchResult:
+    synced = dict(FSYNCS)
     cpu = Cpu.now(lab)
     inv = load_inventory(lab.inventory_dir)
     devices = live_devices(inv)
@@ -313,6 +356,8 @@ def one_apply(lab: Lab, what: str) -> BatchResult:
         converged=out.converged,
         breakdown=batch_breakdown(tl),
         cpu=cpu.since(lab),
+        fsyncs=Fsyncs.since(synced),
+        load=os.getloadavg()[0],
     )
 
 
@@ -320,9 +365,10 @@ def batch_breakdown(tl: Timeline) -> dict[str, tuple[float, float]]:
     """Per phase: (wall time from its first start to its last end, device time).
 
     Steps of many VIPs overlap in a round, so summing them per VIP would count a shared commit
-    100 times. A router step journals every VIP's start, makes one call per router, then
-    journals every end: its device time is from the last start to the first end. Agent steps
-    run one VIP after the other: their device time is the sum over VIPs (each with its end's
+    100 times. A step that journals every VIP's start, makes one call per device, then
+    journals every end (router steps; agent steps since they are batched) has as device time
+    the span from the last start to the first end. Steps that ran one VIP after the other
+    (agent steps of earlier lbauto) have as device time the sum over VIPs (each with its end's
     journal write). The drain wait is one shared poll loop: its wall time.
     """
     spans: dict[str, list[tuple[float, float]]] = {}
@@ -331,10 +377,11 @@ def batch_breakdown(tl: Timeline) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for phase, se in spans.items():
         wall = max(e for _, e in se) - min(s for s, _ in se)
-        if phase.startswith("step router."):
-            device = min(e for _, e in se) - max(s for s, _ in se)
-        elif phase.startswith("step agent.wait_drain"):
+        first_end, last_start = min(e for _, e in se), max(s for s, _ in se)
+        if phase.startswith("step agent.wait_drain"):
             device = wall  # one poll loop over every VIP: shared, like its wall time
+        elif last_start <= first_end:  # every VIP's step in one call per device
+            device = first_end - last_start
         else:
             device = sum(e - s for s, e in se)
         out[phase] = (wall, device)
@@ -400,6 +447,10 @@ def report_scale(results: list[ScaleRun]) -> list[str]:
             f"  CPU per call (p50): lbauto {ms(own)}, router {ms(router)}, agent {ms(agent)}; "
             f"sum {ms(own + router + agent)}"
         )
+        print(
+            f"  fsync per call (p50): journal {statistics.median(r.fsyncs.journal for r in rs):g}"
+            f", other {statistics.median(r.fsyncs.other for r in rs):g}"
+        )
         print("  breakdown (p50 per phase; phases in order):")
         phases: dict[str, list[float]] = {}
         for r in rs:
@@ -431,7 +482,8 @@ def report_batch(results: list[BatchResult]) -> list[str]:
             f"\n{b.what}: {b.seconds:.2f} s, {b.transitions} transitions {b.kinds}, "
             f"{b.rounds} rounds, commits per router {b.commits}, converged {b.converged}; "
             f"CPU lbauto {b.cpu.lbauto:.2f} s, router {b.cpu.routers:.2f} s, "
-            f"agent {b.cpu.agents:.2f} s"
+            f"agent {b.cpu.agents:.2f} s; fsync journal {b.fsyncs.journal}, "
+            f"other {b.fsyncs.other}; load {b.load:.1f}"
         )
         print(f"    {'phase':<40} {'wall':>8} {'device calls':>13}")
         for p, (wall, device) in b.breakdown.items():
@@ -440,7 +492,7 @@ def report_batch(results: list[BatchResult]) -> list[str]:
         rows.append(
             f"| {b.what} in one `apply` | {b.seconds:.2f} s | {b.rounds} | {commits} |"
             f" {'yes' if b.converged else 'no'} | {b.cpu.lbauto:.2f} / {b.cpu.routers:.2f} / "
-            f"{b.cpu.agents:.2f} |"
+            f"{b.cpu.agents:.2f} | {b.fsyncs.journal} | {b.load:.1f} |"
         )
     return rows
 
@@ -454,6 +506,8 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the lab uses network namespaces")
+    gc.disable()  # as the CLI runs its commands (lbauto.cli.tune_gc)
+    count_fsyncs()
     started = time.perf_counter()
     try:
         lab = Lab.up(LabSpec(name=args.lab, start_agents=True))
@@ -477,9 +531,9 @@ def main() -> None:
     print()
     print(
         "| batch | total | rounds | commits per router | converged "
-        "| CPU s: lbauto / router / agent |"
+        "| CPU s: lbauto / router / agent | journal fsyncs | load (1 min) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(batch_rows))
 
 

@@ -26,8 +26,22 @@ import lbauto
 from lbauto.agent.bgp import Speaker
 from lbauto.agent.config import DEFAULT_MAX_BODY_BYTES
 from lbauto.agent.metrics import make_registry
-from lbauto.agent.models import BgpStatus, ErrorOut, FlowsOut, Health, VipIn, VipList, VipOut
-from lbauto.agent.service import AgentService, Ticker, parse_vip
+from lbauto.agent.models import (
+    BatchErrorOut,
+    BatchIn,
+    BatchOut,
+    BatchResultOut,
+    BgpStatus,
+    ErrorOut,
+    FlowCountsIn,
+    FlowCountsOut,
+    FlowsOut,
+    Health,
+    VipIn,
+    VipList,
+    VipOut,
+)
+from lbauto.agent.service import AgentService, BatchError, Ticker, parse_vip
 from lbauto.errors import LbautoError, RequestError
 
 log = logging.getLogger("lbauto.agent")
@@ -221,7 +235,10 @@ def _api(
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, e: RequestError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-        return JSONResponse({"detail": str(e)}, status_code=e.status, headers=headers)
+        body: dict[str, object] = {"detail": str(e)}
+        if isinstance(e, BatchError):
+            body["rejected"] = e.rejected[:MAX_PROBLEMS]
+        return JSONResponse(body, status_code=e.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -289,6 +306,34 @@ def _api(
         ),
     ) -> FlowsOut:
         return service.flows(parse_vip(address), limit, active_within)
+
+    @v1.post(
+        "/batch",
+        response_model=BatchOut,
+        responses={s: {"model": BatchErrorOut} for s in (400, 412)},
+    )
+    def batch(body: BatchIn) -> BatchOut:
+        """Many PUTs and DELETEs in one nft transaction, all or nothing: an entry the agent
+        refuses fails the whole request (``rejected`` lists every refused entry) and nothing
+        changes."""
+        done = service.change(body.changes)
+        # documents read flow maps (drains): outside the lock, as a PUT's are
+        return BatchOut(
+            results=[
+                BatchResultOut(
+                    address=str(c.address),
+                    vip=service.document(rec) if rec is not None else None,
+                    created=created,
+                )
+                for c, (rec, created) in zip(body.changes, done, strict=True)
+            ]
+        )
+
+    @v1.post("/flows/counts", response_model=FlowCountsOut)
+    def flow_counts(body: FlowCountsIn) -> FlowCountsOut:
+        """``GET /v1/vips/{address}/flows?limit=0`` of many VIPs in one request."""
+        counts = service.flow_counts_many(body.vips, body.active_within)
+        return FlowCountsOut(vips={str(a): c for a, c in counts.items()})
 
     @v1.get("/bgp", response_model=BgpStatus)
     def bgp() -> BgpStatus:

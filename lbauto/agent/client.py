@@ -11,13 +11,26 @@ import ipaddress
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from pydantic import ValidationError
 
-from lbauto.agent.models import BgpStatus, FlowsOut, VipOut
-from lbauto.agent.protocol import FlowCounts
+from lbauto.agent.models import (
+    BatchErrorOut,
+    BatchOut,
+    BgpStatus,
+    FlowCountsOut,
+    FlowsOut,
+    VipOut,
+)
+from lbauto.agent.protocol import (
+    BatchRejectedError,
+    FlowCounts,
+    Rejected,
+    VipChange,
+    VipDelete,
+)
 from lbauto.agent.token import read_token_env, read_token_file
 from lbauto.core.model import Agent, AgentVip, Drain, IPAddress, Mode, Transit
 from lbauto.errors import AgentError, ConfigError, ConflictError
@@ -67,6 +80,29 @@ def vip_body(
     if drain is not None:
         body["drain"] = {"dips": [str(x) for x in drain.dips], "timeout": drain.timeout}
     return body
+
+
+def change_body(change: VipChange) -> dict[str, Any]:
+    """One entry of ``POST /v1/batch``."""
+    entry: dict[str, Any]
+    if isinstance(change, VipDelete):
+        entry = {"op": "delete", "address": str(change.address)}
+    else:
+        entry = {
+            "op": "put",
+            "address": str(change.address),
+            "vip": vip_body(
+                change.mode,
+                change.dips,
+                change.flow_tracking,
+                change.name,
+                change.transit,
+                change.drain,
+            ),
+        }
+    if change.if_match is not None:
+        entry["if_match"] = change.if_match
+    return entry
 
 
 def agent_token(agent: Agent) -> str | None:
@@ -165,6 +201,9 @@ class HttpAgentClient:
             ) from e
         if r.status_code in ok:
             return r
+        self._raise(method, path, r)
+
+    def _raise(self, method: str, path: str, r: httpx.Response) -> NoReturn:
         detail = _detail(r)
         if r.status_code == 412:
             raise ConflictError(
@@ -223,6 +262,30 @@ class HttpAgentClient:
         ok = (204, 404) if missing_ok else (204,)
         self._request("DELETE", f"/v1/vips/{address}", headers=headers, ok=ok)
 
+    def change_vips(self, changes: Sequence[VipChange]) -> list[AgentVip | None]:
+        if not changes:
+            return []
+        body = {"changes": [change_body(c) for c in changes]}
+        r = self._request("POST", "/v1/batch", json=body, ok=(200, 400, 412, 422))
+        if r.status_code != 200:
+            rejected = _rejected(r, changes)
+            if not rejected:
+                self._raise("POST", "/v1/batch", r)
+            raise BatchRejectedError(rejected, self.name)
+        try:
+            out = BatchOut.model_validate_json(r.content)
+        except ValidationError as exc:
+            raise AgentError(f"the agent answered an invalid batch document: {exc}") from exc
+        if len(out.results) != len(changes):
+            raise AgentError(
+                f"the agent answered {len(out.results)} result(s) for {len(changes)} change(s)",
+                self.name,
+            )
+        try:
+            return [None if x.vip is None else _vip(x.vip) for x in out.results]
+        except ValueError as exc:
+            raise AgentError(f"the agent answered an invalid VIP document: {exc}") from exc
+
     def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts:
         query = "limit=0" + (f"&active_within={active_within:g}" if active_within else "")
         r = self._request("GET", f"/v1/vips/{address}/flows?{query}")
@@ -230,12 +293,64 @@ class HttpAgentClient:
             doc = FlowsOut.model_validate_json(r.content)
         except ValidationError as exc:
             raise AgentError(f"the agent answered an invalid flows document: {exc}") from exc
-        # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
-        per = {ipaddress.ip_address(k): v for k, v in doc.per_dip.items() if _is_ip(k)}
-        return FlowCounts(total=doc.total, per_dip=per)
+        return FlowCounts(total=doc.total, per_dip=_per_dip(doc))
 
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
         return self.flows(address, active_within=self.drain_idle).per_dip
+
+    def flows_per_dip_many(
+        self, addresses: Sequence[IPAddress]
+    ) -> dict[IPAddress, Mapping[IPAddress, int] | None]:
+        if not addresses:
+            return {}
+        body: dict[str, Any] = {"vips": [str(a) for a in addresses]}
+        if self.drain_idle:
+            body["active_within"] = self.drain_idle
+        r = self._request("POST", "/v1/flows/counts", json=body)
+        try:
+            doc = FlowCountsOut.model_validate_json(r.content)
+        except ValidationError as exc:
+            raise AgentError(f"the agent answered an invalid flow counts document: {exc}") from exc
+        out: dict[IPAddress, Mapping[IPAddress, int] | None] = {}
+        for a in addresses:
+            counts = doc.vips.get(str(a))
+            out[a] = None if counts is None else _per_dip(counts)
+        return out
+
+
+def _per_dip(doc: FlowsOut) -> dict[IPAddress, int]:
+    # keys that are not addresses ("mark:N") are flows of a DIP whose drain just ended
+    return {ipaddress.ip_address(k): v for k, v in doc.per_dip.items() if _is_ip(k)}
+
+
+def _rejected(r: httpx.Response, changes: Sequence[VipChange]) -> list[Rejected]:
+    """The entries a refused batch names: the agent's own list (400, 412), or the entries
+    its schema check pointed at (422: ``loc`` is body, changes, index, ...)."""
+    try:
+        raw = r.json()
+    except ValueError:
+        return []
+    if not isinstance(raw, dict):
+        return []
+    if r.status_code != 422:
+        try:
+            doc = BatchErrorOut.model_validate(raw)
+        except ValidationError:
+            return []
+        return [Rejected(x.index, x.address, x.status, x.detail) for x in doc.rejected]
+    out: dict[int, Rejected] = {}
+    problems = raw.get("detail")
+    for p in problems if isinstance(problems, list) else []:
+        loc = p.get("loc", []) if isinstance(p, dict) else []
+        if len(loc) < 3 or loc[:2] != ["body", "changes"] or not isinstance(loc[2], int):
+            return []  # not about one entry: the request as a whole is wrong
+        i = loc[2]
+        if 0 <= i < len(changes) and i not in out:
+            rest = loc[4:] if loc[3:4] in (["put"], ["delete"]) else loc[3:]  # the union's tag
+            where = ".".join(str(x) for x in rest)
+            msg = f"{where}: {p.get('msg')}" if where else str(p.get("msg"))
+            out[i] = Rejected(i, str(changes[i].address), 422, msg)
+    return [out[i] for i in sorted(out)]
 
 
 def _is_ip(text: str) -> bool:

@@ -16,6 +16,7 @@ in milliseconds; and fewer objects make every ``nft -f`` cache fetch cheaper.
 from __future__ import annotations
 
 import ctypes
+import functools
 import ipaddress
 import json
 import subprocess
@@ -157,8 +158,16 @@ def bucket_marks(rec: VipRecord, buckets_per_dip: int) -> list[int]:
     dips = sorted(rec.dips, key=addr_key)
     if not dips:
         return []
-    table = maglev_table([str(d) for d in dips], table_size(len(dips), buckets_per_dip))
-    return [rec.marks[dips[i]] for i in table]
+    table = _maglev(tuple(str(d) for d in dips), table_size(len(dips), buckets_per_dip))
+    marks = [rec.marks[d] for d in dips]
+    return [marks[i] for i in table]
+
+
+@functools.lru_cache(maxsize=256)
+def _maglev(dips: tuple[str, ...], m: int) -> tuple[int, ...]:
+    # The VIPs of one pool share their DIP sets: a batch of 100 such VIPs (old and new
+    # tables of each update) computes each table once.
+    return tuple(maglev_table(dips, m))
 
 
 def _elements(pairs: Iterable[tuple[object, object]]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from lbauto.core.addresses import MAX_DIPS, excerpt, parse_address
 from lbauto.core.model import IPAddress, Mode
@@ -63,6 +63,44 @@ class VipIn(Strict):
     drain: DrainIn | None = None
 
 
+#: Most entries one batch may carry (the body limit, ``max_body_bytes``, bounds it too).
+MAX_BATCH = 10_000
+
+
+class PutChange(Strict):
+    """A batch entry that creates or replaces ``address`` with ``vip`` (as ``PUT`` does;
+    ``if_match``: the generation the VIP must have, as the ``If-Match`` header)."""
+
+    op: Literal["put"]
+    address: Address
+    vip: VipIn
+    if_match: StrictInt | None = Field(default=None, ge=0)
+
+
+class DeleteChange(Strict):
+    """A batch entry that removes ``address`` (a VIP the agent does not have: nothing to do)."""
+
+    op: Literal["delete"]
+    address: Address
+    if_match: StrictInt | None = Field(default=None, ge=0)
+
+
+Change = Annotated[PutChange | DeleteChange, Field(discriminator="op")]
+
+
+class BatchIn(Strict):
+    """``POST /v1/batch``: every change in one kernel transaction, all or nothing."""
+
+    changes: list[Change] = Field(max_length=MAX_BATCH)
+
+
+class FlowCountsIn(Strict):
+    """``POST /v1/flows/counts``: the flow counts of many VIPs (what drain waits poll)."""
+
+    vips: list[Address] = Field(max_length=MAX_BATCH)
+    active_within: float | None = Field(default=None, ge=1, le=MAX_SECONDS)
+
+
 class TransitOut(BaseModel):
     dip: str
     seconds: float
@@ -112,6 +150,36 @@ class FlowsOut(BaseModel):
     #: Open flows per DIP (what drain waits count).
     per_dip: dict[str, int]
     entries: list[FlowOut]
+
+
+class BatchResultOut(BaseModel):
+    address: str
+    #: The VIP document after the change (null for a delete).
+    vip: VipOut | None = None
+    created: bool = False
+
+
+class BatchOut(BaseModel):
+    #: One result per change, in the request's order.
+    results: list[BatchResultOut]
+
+
+class RejectedOut(BaseModel):
+    index: int
+    address: str
+    status: int
+    detail: str
+
+
+class BatchErrorOut(BaseModel):
+    detail: str
+    #: Every entry the agent refused (the request changed nothing).
+    rejected: list[RejectedOut] = Field(default_factory=list)
+
+
+class FlowCountsOut(BaseModel):
+    #: Per VIP of the request: its counts (``entries`` empty), null if the agent has no such VIP.
+    vips: dict[str, FlowsOut | None]
 
 
 class Health(BaseModel):

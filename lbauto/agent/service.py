@@ -33,9 +33,11 @@ from lbauto.agent.dataplane import (
     suffix,
 )
 from lbauto.agent.models import (
+    DeleteChange,
     DrainOut,
     FlowOut,
     FlowsOut,
+    PutChange,
     TransitOut,
     VipIn,
     VipOut,
@@ -110,6 +112,26 @@ def validate(vip: IPAddress, body: VipIn) -> None:
             raise RequestError(
                 400, f"transit DIP {body.transit.dip} must be in dips or in drain.dips"
             )
+
+
+class BatchError(RequestError):
+    """A batch refused because of some of its entries (``rejected``: index, address, status,
+    detail of each); nothing was changed."""
+
+    def __init__(self, rejected: Sequence[dict[str, Any]], total: int) -> None:
+        self.rejected = list(rejected)
+        first = self.rejected[0]
+        more = f"; and {len(self.rejected) - 1} more" if len(self.rejected) > 1 else ""
+        super().__init__(
+            int(first["status"]),
+            f"{len(self.rejected)} of {total} change(s) refused, nothing was changed: "
+            f"change {first['index']} (VIP {first['address']}): {first['detail']}{more}",
+        )
+
+
+def _request_text(body: VipIn) -> str:
+    """A PUT body's canonical JSON: an identical body (by PUT or in a batch) is a no-op."""
+    return json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True)
 
 
 def _etag_matches(header: str, generation: int) -> bool:
@@ -342,8 +364,14 @@ class AgentService:
         self._count_cache[key] = (until, counts, rec)
         return counts
 
-    def flows(self, vip: IPAddress, limit: int, active_within: float | None = None) -> FlowsOut:
-        rec = self.get(vip)
+    def flows(
+        self,
+        vip: IPAddress,
+        limit: int,
+        active_within: float | None = None,
+        rec: VipRecord | None = None,
+    ) -> FlowsOut:
+        rec = rec or self.get(vip)
         if limit == 0:  # counts only (drain waits poll this): no entry is decoded
             raw = self._raw_counts(rec, active_within)
             names = {m: str(d) for d, m in rec.marks.items()}
@@ -380,6 +408,18 @@ class AgentService:
             ],
         )
 
+    def flow_counts_many(
+        self, vips: Sequence[IPAddress], active_within: float | None = None
+    ) -> dict[IPAddress, FlowsOut | None]:
+        """:meth:`flows` with ``limit=0`` for many VIPs (None: no such VIP). The records are
+        taken under the lock, the flow maps read outside it (as a single VIP's are)."""
+        with self.lock:
+            recs = {v: self.vips.get(v) for v in vips}
+        return {
+            v: None if rec is None else self.flows(v, 0, active_within, rec)
+            for v, rec in recs.items()
+        }
+
     # ------------------------------------------------------------------ writes
 
     def put(
@@ -387,7 +427,7 @@ class AgentService:
     ) -> tuple[VipRecord, bool]:
         """Create or replace a VIP. Returns (record, created)."""
         validate(vip, body)
-        request = json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+        request = _request_text(body)
         with self.lock:
             old = self.vips.get(vip)
             self._check_preconditions(vip, old, if_match, if_none_match)
@@ -408,6 +448,83 @@ class AgentService:
                 new.generation,
             )
             return new, old is None
+
+    def change(
+        self, changes: Sequence[PutChange | DeleteChange]
+    ) -> list[tuple[VipRecord | None, bool]]:
+        """Many PUTs and DELETEs in one nft transaction and one state-file write, all or
+        nothing: every entry is checked first (the rules of a PUT, If-Match, one entry per
+        VIP) and any refusal raises :class:`BatchError` naming each refused entry, before the
+        kernel is touched; a transaction the kernel refuses changes nothing either. Returns
+        per entry (record, created); a delete's record is None."""
+        rejected: list[dict[str, Any]] = []
+        requests: dict[int, str] = {}
+
+        def refuse(i: int, c: PutChange | DeleteChange, status: int, detail: str) -> None:
+            rejected.append(
+                {"index": i, "address": str(c.address), "status": status, "detail": detail}
+            )
+
+        first: dict[IPAddress, int] = {}
+        for i, c in enumerate(changes):
+            if c.address in first:
+                refuse(i, c, 400, f"VIP {c.address} is also change {first[c.address]}")
+                continue
+            first[c.address] = i
+            if isinstance(c, PutChange):
+                try:
+                    validate(c.address, c.vip)
+                except RequestError as e:
+                    refuse(i, c, e.status, str(e))
+                    continue
+                requests[i] = _request_text(c.vip)
+        with self.lock:
+            for i, c in enumerate(changes):
+                old = self.vips.get(c.address)
+                if c.if_match is None or (isinstance(c, DeleteChange) and old is None):
+                    continue
+                if old is None or old.generation != c.if_match:
+                    have = f"generation {old.generation}" if old else "no such VIP"
+                    refuse(i, c, 412, f"If-Match {c.if_match} does not match ({have})")
+            if rejected:
+                raise BatchError(sorted(rejected, key=lambda r: int(r["index"])), len(changes))
+            out: list[tuple[VipRecord | None, bool]] = []
+            cmds: list[str] = []
+            updates: dict[IPAddress, VipRecord | None] = {}
+            for i, c in enumerate(changes):
+                old = self.vips.get(c.address)
+                if isinstance(c, DeleteChange):
+                    if old is not None:
+                        cmds += render_remove(c.address, self.spec)
+                        cmds += render_meta_remove(c.address, self.spec)
+                        updates[c.address] = None
+                    out.append((None, False))
+                elif old is not None and old.request == requests[i]:
+                    out.append((old, False))
+                else:
+                    new = self._next_record(c.address, old, c.vip, requests[i])
+                    cmds += render_update(old, new, self.spec) + render_meta(new, self.spec)
+                    updates[c.address] = new
+                    out.append((new, old is None))
+            self._apply(cmds)  # one transaction: the kernel takes all of it or none
+            for vip, rec in updates.items():
+                if rec is None:
+                    del self.vips[vip]
+                else:
+                    self.vips[vip] = rec
+            if updates:
+                self.store.save(self.vips)
+            for c in changes:
+                self._confirmed(c.address)
+            if updates:
+                log.info(
+                    "batch of %d change(s): %d VIP(s) set, %d removed, %d unchanged",
+                    len(changes),
+                    sum(1 for r in updates.values() if r is not None),
+                    sum(1 for r in updates.values() if r is None),
+                    len(changes) - len(updates),
+                )
+            return out
 
     @staticmethod
     def _check_preconditions(
@@ -485,18 +602,43 @@ class AgentService:
             if r.drain and r.drain.expires_at <= now
         }
         with self.lock:
-            changed = False
+            ended: list[tuple[IPAddress, VipRecord, list[str]]] = []
             for vip in sorted(snapshot, key=addr_key):
                 rec = snapshot[vip]
                 if self.vips.get(vip) is not rec:
                     continue
                 new, cmds = self._tick_vip(rec, now, per.get(vip, Counter()), flows.get(vip, []))
                 if new is not rec:
-                    self._apply(cmds + render_update(rec, new, self.spec))
+                    ended.append((vip, new, cmds + render_update(rec, new, self.spec)))
+            if not ended:
+                return
+            try:
+                # Every VIP whose pin or drain ended, in one transaction: a batch of 100
+                # drains ends in one kernel commit instead of 100 under the lock.
+                self._apply([c for _, _, cmds in ended for c in cmds])
+            except LbautoError:
+                if len(ended) == 1:
+                    raise
+                self._tick_each(ended)
+            else:
+                for vip, new, _ in ended:
                     self.vips[vip] = new
-                    changed = True
-            if changed:
-                self.store.save(self.vips)
+            self.store.save(self.vips)
+
+    def _tick_each(self, ended: Sequence[tuple[IPAddress, VipRecord, list[str]]]) -> None:
+        """The kernel refused the tick's transaction: each VIP's own, so one VIP it refuses
+        does not hold the others' ends back (that VIP is tried again at the next tick)."""
+        failed: LbautoError | None = None
+        for vip, new, cmds in ended:
+            try:
+                self._apply(cmds)
+            except LbautoError as exc:
+                failed = failed or exc
+                continue
+            self.vips[vip] = new
+        if failed is not None:
+            self.store.save(self.vips)
+            raise failed
 
     def _tick_vip(
         self, rec: VipRecord, now: float, per: Counter[int], flows: Sequence[FlowEntry]

@@ -2,8 +2,10 @@
 
 Transitions advance in lockstep rounds: round k runs step k of every transition that has one.
 Within a round the steps of different VIPs are independent, so router pushes of all VIPs in
-that round are merged into one commit per router (and one verification per router), and drain
-waits run side by side. Each VIP's own steps stay strictly ordered.
+that round are merged into one commit per router (and one verification per router), the agent
+steps of all VIPs go to each agent in one request (one kernel transaction there, all or
+nothing), drain waits poll every draining VIP in one request per agent, and the round's starts
+(and its ends) are journalled with one write. Each VIP's own steps stay strictly ordered.
 
 When a step fails, the steps already done for the VIPs it concerned are undone in reverse
 (agent changes restored from what the agent had before, router pushes inverted), those VIPs stop,
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lbauto.agent.protocol import AgentApi
+from lbauto.agent.protocol import AgentApi, BatchRejectedError, VipChange, VipDelete, VipPut
 from lbauto.core.model import (
     AgentVip,
     BgpAccept,
@@ -34,7 +36,7 @@ from lbauto.core.model import (
 )
 from lbauto.core.plan import Action, Plan, RouterChange, Step, Transition
 from lbauto.errors import JournalError, LbautoError, PushError, TransitionError
-from lbauto.orchestrate.journal import Journal
+from lbauto.orchestrate.journal import Entry, Journal
 from lbauto.orchestrate.ports import RouterPort
 
 #: Seconds between polls of the agents' flow counts while waiting for a drain.
@@ -224,9 +226,13 @@ class Executor:
         by_action: dict[Action, list[_Run]] = {}
         for r in live:
             by_action.setdefault(r.t.steps[k].action, []).append(r)
-        for action in (Action.SET_VIP, Action.FLOW_TRACKING, Action.REMOVE_VIP):
-            for r in by_action.get(action, []):
-                self._agent_step(k, r, result)
+        agent_runs = [
+            r
+            for action in (Action.SET_VIP, Action.FLOW_TRACKING, Action.REMOVE_VIP)
+            for r in by_action.get(action, [])
+        ]
+        for batch in _one_per_address(agent_runs):
+            self._agent_steps(k, batch, result)
         if Action.ROUTER_PUSH in by_action:
             self._router_batch(k, by_action[Action.ROUTER_PUSH], result, push=True)
         if Action.ROUTER_VERIFY in by_action:
@@ -234,81 +240,122 @@ class Executor:
         if Action.WAIT_DRAIN in by_action:
             self._wait_drains(k, by_action[Action.WAIT_DRAIN], result)
 
-    def _started(self, k: int, r: _Run, result: ExecResult) -> bool:
-        """Journal the step's start; when that cannot be written the step must not run, and
-        the VIP's done steps are undone."""
-        step = r.t.steps[k]
+    def _start(self, k: int, runs: Sequence[_Run], result: ExecResult) -> list[_Run]:
+        """Journal the starts of the steps (one write for all); when that cannot be written no
+        step runs, and each VIP's done steps are undone. Returns the runs that may act."""
+        if not runs:
+            return []
         try:
-            self._event(r, k, step, "start")
+            self.journal.record_many([self._entry("start", r, k) for r in runs])
         except JournalError as exc:
-            self._fail(k, r, step, "journal", str(exc), result)
-            return False
-        return True
+            for r in runs:
+                self._fail(k, r, r.t.steps[k], "journal", str(exc), result)
+            return []
+        for r in runs:
+            self._reached(r, k, "start")
+        return list(runs)
 
-    def _ended(
-        self, k: int, r: _Run, undo: _Undo, result: ExecResult, detail: str | None = None
+    def _end(
+        self, k: int, done: Sequence[tuple[_Run, _Undo, str | None]], result: ExecResult
     ) -> None:
-        """The step acted: keep its undo, then journal its end (or undo it with the rest)."""
-        r.done.append(undo)
-        step = r.t.steps[k]
+        """The steps acted: keep their undos, then journal their ends (one write for all), or
+        undo them with the rest when that cannot be written."""
+        if not done:
+            return
+        for r, undo, _ in done:
+            r.done.append(undo)
         try:
-            self._event(r, k, step, "end", detail)
+            self.journal.record_many([self._entry("end", r, k, detail) for r, _, detail in done])
         except JournalError as exc:
-            self._fail(k, r, step, "journal", str(exc), result)
+            for r, _, _ in done:
+                self._fail(k, r, r.t.steps[k], "journal", str(exc), result)
+            return
+        for r, _, _ in done:
+            self._reached(r, k, "end")
 
     # ------------------------------------------------------------------ agent steps
 
-    def _agent_step(self, k: int, r: _Run, result: ExecResult) -> None:
-        step = r.t.steps[k]
-        if not self._started(k, r, result):
-            return
-        undo = _Undo(step.action)
+    def _agent_steps(self, k: int, runs: Sequence[_Run], result: ExecResult) -> None:
+        """Step k of every run (distinct VIPs) on each agent, in one request per agent. A VIP
+        an agent refuses fails alone (its done steps, on every agent, are undone); the batch
+        is sent again without it (the agent changed nothing)."""
+        runs = self._start(k, runs, result)
+        undos = {id(r): _Undo(r.t.steps[k].action) for r in runs}
         for agent in self.agents:
-            device = f"agent {agent.name}"
-            before = self.current[agent.name].get(r.t.address)
-            undo.previous[agent.name] = before
-            try:
-                self._agent_call(agent, r.t, step, before)
-            except LbautoError as exc:
-                # The agents already changed in this step are undone with the rest.
-                r.done.append(undo)
-                self._fail(k, r, step, device, str(exc), result)
-                return
-        self._ended(k, r, undo, result)
+            todo = [r for r in runs if not r.failed]
+            while todo:
+                todo = self._agent_batch(agent, k, todo, undos, result)
+        self._end(k, [(r, undos[id(r)], None) for r in runs if not r.failed], result)
 
-    def _agent_call(
-        self, agent: AgentApi, t: Transition, step: Step, before: AgentVip | None
+    def _agent_batch(
+        self,
+        agent: AgentApi,
+        k: int,
+        runs: Sequence[_Run],
+        undos: Mapping[int, _Undo],
+        result: ExecResult,
+    ) -> list[_Run]:
+        """One request to ``agent`` for ``runs``; returns the runs to send again (those the
+        agent did not refuse, when it refused some)."""
+        device = f"agent {agent.name}"
+        sent: list[tuple[_Run, VipChange]] = []
+        for r in runs:
+            before = self.current[agent.name].get(r.t.address)
+            undos[id(r)].previous[agent.name] = before
+            change = _change(r.t, r.t.steps[k], before)
+            if change is None:  # removing a VIP this agent does not have
+                self.current[agent.name].pop(r.t.address, None)
+            else:
+                sent.append((r, change))
+        if not sent:
+            return []
+        try:
+            afters = agent.change_vips([c for _, c in sent])
+        except BatchRejectedError as exc:
+            refused = {x.index: x for x in exc.rejected if 0 <= x.index < len(sent)}
+            if not refused:
+                self._agent_failed(k, [r for r, _ in sent], undos, device, str(exc), result)
+                return []
+            for i, x in sorted(refused.items()):
+                cause = f"agent {agent.name}: VIP {x.address}: HTTP {x.status}: {x.detail}"
+                if x.status == 412:
+                    cause += " (the VIP changed meanwhile; re-read and plan again)"
+                self._agent_failed(k, [sent[i][0]], undos, device, cause, result)
+            return [r for i, (r, _) in enumerate(sent) if i not in refused]
+        except LbautoError as exc:
+            if len(sent) > 1 and getattr(exc, "status", None) is not None:
+                # The agent answered but named no VIP (its kernel refused the transaction):
+                # one request per VIP finds the VIP at fault, and the others carry on.
+                for r, _ in sent:
+                    self._agent_batch(agent, k, [r], undos, result)
+                return []
+            self._agent_failed(k, [r for r, _ in sent], undos, device, str(exc), result)
+            return []
+        for (r, _), after in zip(sent, afters, strict=True):
+            if after is None:
+                self.current[agent.name].pop(r.t.address, None)
+            else:
+                self.current[agent.name][r.t.address] = after
+        return []
+
+    def _agent_failed(
+        self,
+        k: int,
+        runs: Sequence[_Run],
+        undos: Mapping[int, _Undo],
+        device: str,
+        cause: str,
+        result: ExecResult,
     ) -> None:
-        gen = before.generation if before else None
-        if step.action is Action.REMOVE_VIP:
-            if before is not None:
-                agent.delete_vip(t.address, if_match=gen)
-            self.current[agent.name].pop(t.address, None)
-            return
-        if step.action is Action.SET_VIP:
-            assert step.mode is not None and step.flow_tracking is not None
-            mode, dips, tracking = step.mode, step.dips, step.flow_tracking
-            transit, drain = step.transit, step.drain
-        else:  # FLOW_TRACKING keeps the VIP's mode and DIPs as the previous steps set them
-            assert step.flow_tracking is not None and before is not None
-            mode, dips, tracking = before.mode, before.dips, step.flow_tracking
-            transit, drain = None, None
-        after = agent.put_vip(
-            t.address,
-            name=t.vip,
-            mode=mode,
-            dips=dips,
-            flow_tracking=tracking,
-            transit=transit,
-            drain=drain,
-            if_match=gen,
-        )
-        self.current[agent.name][t.address] = after
+        for r in runs:
+            # The agents already changed in this step are undone with the rest.
+            r.done.append(undos[id(r)])
+            self._fail(k, r, r.t.steps[k], device, cause, result)
 
     # ------------------------------------------------------------------ router steps
 
     def _router_batch(self, k: int, runs: list[_Run], result: ExecResult, push: bool) -> None:
-        runs = [r for r in runs if self._started(k, r, result)]
+        runs = self._start(k, runs, result)
         merged = _merge([r.t.steps[k].routers for r in runs])
         try:
             if merged:
@@ -329,12 +376,16 @@ class Executor:
                 # A failed push was already rolled back by the router port (all-or-nothing).
                 self._fail(k, r, r.t.steps[k], device, str(exc), result)
             return
-        for r in runs:
-            if push:
-                undo = _Undo(Action.ROUTER_PUSH, change=r.t.steps[k].routers)
-            else:
-                undo = _Undo(Action.ROUTER_VERIFY)
-            self._ended(k, r, undo, result)
+        self._end(
+            k,
+            [
+                (r, _Undo(Action.ROUTER_PUSH, change=r.t.steps[k].routers), None)
+                if push
+                else (r, _Undo(Action.ROUTER_VERIFY), None)
+                for r in runs
+            ],
+            result,
+        )
 
     def _committed(
         self,
@@ -376,36 +427,49 @@ class Executor:
         long old connections may hold a DIP that is leaving.
         """
         start = self.clock()
-        pending = {id(r): r for r in runs if self._started(k, r, result)}
+        pending = self._start(k, runs, result)
         while pending:
-            for key, r in list(pending.items()):
+            left = self._remaining_flows(pending, k)
+            elapsed = self.clock() - start
+            ended: list[tuple[_Run, _Undo, str | None]] = []
+            waiting: list[_Run] = []
+            for r in pending:
                 drain = r.t.steps[k].drain or Drain((), 0.0)
-                left = self._remaining_flows(r.t.address, drain.dips)
-                elapsed = self.clock() - start
-                if left == 0 or elapsed >= drain.timeout:
-                    detail = "drained" if left == 0 else f"timeout with {left} flow(s) left"
-                    if left < 0:
+                n = left[id(r)]
+                if n == 0 or elapsed >= drain.timeout:
+                    detail = "drained" if n == 0 else f"timeout with {n} flow(s) left"
+                    if n < 0:
                         detail = "timeout: an agent could not say how many flows it has left"
-                    del pending[key]
-                    self._ended(k, r, _Undo(Action.WAIT_DRAIN), result, detail)
+                    ended.append((r, _Undo(Action.WAIT_DRAIN), detail))
+                else:
+                    waiting.append(r)
+            self._end(k, ended, result)
+            pending = waiting
             if pending:
                 self.sleep(DRAIN_POLL)
 
-    def _remaining_flows(self, address: IPAddress, dips: Sequence[IPAddress]) -> int:
-        """Flows on the draining DIPs, summed over every agent of the pool: with ECMP any
-        agent may hold some. An agent that cannot be asked counts as not drained (-1 when no
-        agent that answered has flows left): it may still forward them, and the drain's
-        timeout bounds the wait."""
-        total = 0
-        unknown = False
+    def _remaining_flows(self, runs: Sequence[_Run], k: int) -> dict[int, int]:
+        """Per run, the flows on its draining DIPs, summed over every agent of the pool (one
+        request per agent for all the VIPs): with ECMP any agent may hold some. An agent that
+        cannot be asked counts as not drained (-1 when no agent that answered has flows
+        left): it may still forward them, and the drain's timeout bounds the wait."""
+        total = {id(r): 0 for r in runs}
+        unknown: set[int] = set()
+        addresses = list(dict.fromkeys(r.t.address for r in runs))
         for agent in self.agents:
             try:
-                per_dip = agent.flows_per_dip(address)
+                counts = agent.flows_per_dip_many(addresses)
             except LbautoError:
-                unknown = True
+                unknown.update(total)
                 continue
-            total += sum(per_dip.get(d, 0) for d in dips)
-        return -1 if unknown and total == 0 else total
+            for r in runs:
+                per_dip = counts.get(r.t.address)
+                if per_dip is None:
+                    unknown.add(id(r))
+                    continue
+                dips = (r.t.steps[k].drain or Drain((), 0.0)).dips
+                total[id(r)] += sum(per_dip.get(d, 0) for d in dips)
+        return {i: -1 if i in unknown and n == 0 else n for i, n in total.items()}
 
     # ------------------------------------------------------------------ failure and undo
 
@@ -473,13 +537,58 @@ class Executor:
         with contextlib.suppress(JournalError):
             self.journal.record(event, **fields)
 
-    def _event(self, r: _Run, k: int, step: Step, event: str, detail: str | None = None) -> None:
-        self.journal.record(event, vip=r.t.vip, step=k, action=step.action.value, detail=detail)
+    @staticmethod
+    def _entry(event: str, r: _Run, k: int, detail: str | None = None) -> Entry:
+        fields = {"vip": r.t.vip, "step": k, "action": r.t.steps[k].action.value}
+        return event, fields if detail is None else {**fields, "detail": detail}
+
+    def _reached(self, r: _Run, k: int, event: str) -> None:
+        """A step's start or end is on disk: tell the hook, and reach the crash seam."""
         if self.on_event:
-            self.on_event(r.t.vip, step.action.value, event)
+            self.on_event(r.t.vip, r.t.steps[k].action.value, event)
         if event == "end":
             index, self._steps_ended = self._steps_ended, self._steps_ended + 1
             failpoint("after-step", index)
+
+
+def _change(t: Transition, step: Step, before: AgentVip | None) -> VipChange | None:
+    """What an agent step asks of one agent that has ``before`` (None: nothing to ask)."""
+    gen = before.generation if before else None
+    if step.action is Action.REMOVE_VIP:
+        return None if before is None else VipDelete(t.address, if_match=gen)
+    if step.action is Action.SET_VIP:
+        assert step.mode is not None and step.flow_tracking is not None
+        mode, dips, tracking = step.mode, step.dips, step.flow_tracking
+        transit, drain = step.transit, step.drain
+    else:  # FLOW_TRACKING keeps the VIP's mode and DIPs as the previous steps set them
+        assert step.flow_tracking is not None and before is not None
+        mode, dips, tracking = before.mode, before.dips, step.flow_tracking
+        transit, drain = None, None
+    return VipPut(
+        t.address,
+        mode=mode,
+        dips=tuple(dips),
+        flow_tracking=tracking,
+        name=t.vip,
+        transit=transit,
+        drain=drain,
+        if_match=gen,
+    )
+
+
+def _one_per_address(runs: Sequence[_Run]) -> list[list[_Run]]:
+    """The runs in batches of distinct addresses, order kept (a plan has one transition per
+    address; two would go to the agent one after the other, as they are listed)."""
+    batches: list[list[_Run]] = []
+    seen: list[set[IPAddress]] = []
+    for r in runs:
+        i = next((i for i, s in enumerate(seen) if r.t.address not in s), len(batches))
+        if i == len(batches):
+            batches.append([])
+            seen.append(set())
+        batches[i].append(r)
+        seen[i].add(r.t.address)
+    return batches
 
 
 def _commit_data(

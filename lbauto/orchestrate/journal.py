@@ -1,7 +1,8 @@
 """The journal: every step's start, end and result, appended as it happens.
 
-Two files in the inventory's state directory, written line by line and fsynced at once so a
-SIGKILL loses nothing already done:
+Two files in the inventory's state directory, written as events happen and fsynced at once so
+a SIGKILL loses nothing already done (the events of many steps that start, or end, together -
+one round of the executor - are written with one fsync, :meth:`Journal.record_many`):
 
 - ``journal.jsonl`` - one JSON object per event, for machines;
 - ``journal.log``   - the same event as one readable line, for operators (``tail -f``).
@@ -20,7 +21,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,10 @@ class JournalEvent:
         return " ".join(parts)
 
 
-def _append(path: Path, line: str, durable: bool = True) -> None:
-    """Append one line (fsynced when ``durable``), or raise OSError leaving the file as it
-    was."""
-    data = line.encode("utf-8") + b"\n"
+def _append(path: Path, lines: Sequence[str], durable: bool = True) -> None:
+    """Append lines (with one fsync when ``durable``), or raise OSError leaving the file as it
+    was: a batch is on disk whole or not at all, never in part, as far as this code can."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -103,6 +104,10 @@ def _append(path: Path, line: str, durable: bool = True) -> None:
         os.close(fd)
 
 
+#: One event for :meth:`Journal.record_many`: its name and its fields (as ``record`` takes).
+Entry = tuple[str, Mapping[str, Any]]
+
+
 class Journal:
     def __init__(self, state_dir: Path, run: str | None = None) -> None:
         self.state_dir = state_dir
@@ -119,15 +124,32 @@ class Journal:
         are the record recovery reads, fsynced before the step they announce; the text log is
         their rendering for people, written without its own fsync (half the disk waits)."""
         ev = JournalEvent(ts=time.time(), run=self.run, event=event, **fields)
-        for path, line, durable in (
-            (self.jsonl, json.dumps(ev.to_json()), True),
-            (self.log, ev.to_text(), False),
+        self._write([ev])
+        return ev
+
+    def record_many(self, entries: Sequence[Entry]) -> list[JournalEvent]:
+        """Write many events as :meth:`record` does, in order, with one fsync for all of them
+        (the starts of a round's steps before any acts, or their ends): the file holds all of
+        them or none (JournalError). A journal that extends :meth:`record` (the etcd backend
+        mirrors each event) gets each event through it, one by one."""
+        if not entries:
+            return []
+        if type(self).record is not Journal.record:
+            return [self.record(event, **fields) for event, fields in entries]
+        now = time.time()
+        evs = [JournalEvent(ts=now, run=self.run, event=e, **f) for e, f in entries]
+        self._write(evs)
+        return evs
+
+    def _write(self, evs: Sequence[JournalEvent]) -> None:
+        for path, lines, durable in (
+            (self.jsonl, [json.dumps(ev.to_json()) for ev in evs], True),
+            (self.log, [ev.to_text() for ev in evs], False),
         ):
             try:
-                _append(path, line, durable)
+                _append(path, lines, durable)
             except OSError as exc:
                 raise JournalError(_cannot(path, self.state_dir, exc)) from None
-        return ev
 
 
 def _cannot(path: Path, state_dir: Path, exc: OSError) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lbauto.agent.protocol import FlowCounts
+from lbauto.agent.protocol import FlowCounts, VipChange, change_each
 from lbauto.core.model import (
     AgentVip,
     Drain,
@@ -83,6 +83,14 @@ class MemoryAgent:
 
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
         return {}  # drains are predicted to end at once
+
+    def change_vips(self, changes: Sequence[VipChange]) -> list[AgentVip | None]:
+        return change_each(self, changes)
+
+    def flows_per_dip_many(
+        self, addresses: Sequence[IPAddress]
+    ) -> dict[IPAddress, Mapping[IPAddress, int] | None]:
+        return {a: {} for a in addresses}  # drains are predicted to end at once
 
     def close(self) -> None:
         """Nothing to close."""

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from lbauto.agent.protocol import AgentApi, FlowCounts
+from lbauto.agent.protocol import (
+    AgentApi,
+    BatchRejectedError,
+    FlowCounts,
+    Rejected,
+    VipChange,
+    VipDelete,
+    stale_generation,
+)
 from lbauto.core.model import (
     AgentVip,
     Drain,
@@ -38,7 +46,12 @@ class FakeAgent:
     vips: dict[IPAddress, AgentVip] = field(default_factory=dict)
     flows_of: dict[IPAddress, dict[IPAddress, int]] = field(default_factory=dict)
     fail_on: set[str] = field(default_factory=set)  # method names that raise AgentError
+    #: VIPs whose changes the agent refuses (HTTP 400: in a batch, the batch changes nothing)
+    refuse: set[IPAddress] = field(default_factory=set)
+    #: Operations, one per VIP (a batch of two puts: two ``put_vip``), in order.
     calls: list[str] = field(default_factory=list)
+    #: Requests that carried many VIPs: (method, number of VIPs).
+    batches: list[tuple[str, int]] = field(default_factory=list)
 
     def _check(self, what: str) -> None:
         self.calls.append(what)
@@ -70,6 +83,8 @@ class FakeAgent:
         if_match: int | None = None,
     ) -> AgentVip:
         self._check("put_vip")
+        if address in self.refuse:
+            raise AgentError(f"VIP {address} refused (injected)", agent=self.name, status=400)
         now = self.vips.get(address)
         if if_match is not None and (now is None or now.generation != if_match):
             raise ConflictError("generation mismatch", agent=self.name, status=412)
@@ -90,6 +105,40 @@ class FakeAgent:
         self.vips.pop(address, None)
         self.flows_of.pop(address, None)
 
+    def change_vips(self, changes: Sequence[VipChange]) -> list[AgentVip | None]:
+        """All or nothing, as the agent's batch: every entry is checked (injected failures,
+        refusals, If-Match) before any VIP changes."""
+        self.batches.append(("change_vips", len(changes)))
+        if "change_vips" in self.fail_on:  # the request as a whole fails (``calls`` lists VIPs)
+            raise AgentError("change_vips refused (injected)", agent=self.name, status=503)
+        rejected: list[Rejected] = []
+        for i, c in enumerate(changes):
+            self._check("delete_vip" if isinstance(c, VipDelete) else "put_vip")
+            now = self.vips.get(c.address)
+            if c.address in self.refuse and not isinstance(c, VipDelete):
+                rejected.append(Rejected(i, str(c.address), 400, "refused (injected)"))
+            elif stale_generation(c, now) is not None:
+                rejected.append(Rejected(i, str(c.address), 412, "generation mismatch"))
+        if rejected:
+            raise BatchRejectedError(rejected, self.name)
+        out: list[AgentVip | None] = []
+        for c in changes:
+            if isinstance(c, VipDelete):
+                self.vips.pop(c.address, None)
+                self.flows_of.pop(c.address, None)
+                out.append(None)
+                continue
+            now = self.vips.get(c.address)
+            gen = (now.generation or 0) + 1 if now else 1
+            vip = AgentVip(
+                c.address, c.mode, c.dips, c.flow_tracking, gen, c.name, c.transit, c.drain
+            )
+            self.vips[c.address] = vip
+            if not c.flow_tracking:
+                self.flows_of.pop(c.address, None)
+            out.append(vip)
+        return out
+
     def flows(self, address: IPAddress, active_within: float | None = None) -> FlowCounts:
         per_dip = dict(self.flows_of.get(address, {}))
         return FlowCounts(sum(per_dip.values()), per_dip)
@@ -97,6 +146,16 @@ class FakeAgent:
     def flows_per_dip(self, address: IPAddress) -> Mapping[IPAddress, int]:
         self._check("flows_per_dip")
         return dict(self.flows_of.get(address, {}))
+
+    def flows_per_dip_many(
+        self, addresses: Sequence[IPAddress]
+    ) -> dict[IPAddress, Mapping[IPAddress, int] | None]:
+        self.batches.append(("flows_per_dip_many", len(addresses)))
+        out: dict[IPAddress, Mapping[IPAddress, int] | None] = {}
+        for a in addresses:
+            self._check("flows_per_dip")
+            out[a] = dict(self.flows_of.get(a, {})) if a in self.vips else None
+        return out
 
     def close(self) -> None:
         self.calls.append("close")

@@ -180,16 +180,16 @@ def test_drain_wait_ends_when_flows_are_gone(tmp_path: Path) -> None:
     agent, _routers, ex, clock = setup(tmp_path, {VIP1: multi(VIP1, D1, D2)})
     agent.flows_of[VIP1] = {D2: 3}
     polls = 0
-    real = agent.flows_per_dip
+    real = agent.flows_per_dip_many
 
-    def draining(address):  # type: ignore[no-untyped-def]
+    def draining(addresses):  # type: ignore[no-untyped-def]
         nonlocal polls
         polls += 1
         if polls == 4:
             agent.flows_of[VIP1] = {D2: 0}
-        return real(address)
+        return real(addresses)
 
-    agent.flows_per_dip = draining  # type: ignore[method-assign]
+    agent.flows_per_dip_many = draining  # type: ignore[method-assign]
     ex.execute(Plan((enable("web", VIP1, D1, [D2]),)))
     assert polls == 4 and 0.5 <= clock.now < 5.0
     ends = [
