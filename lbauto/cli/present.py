@@ -15,21 +15,21 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+# Light on purpose: every command imports this module, and `plan -o json` needs neither rich nor
+# the apply, push and rendering modules. Functions import what they use.
+from lbauto.orchestrate.plandoc import JSON_VERSION, PLAN_JSON_VERSION, router_lines
 
-from lbauto.core.model import Inventory, ObservedState
-from lbauto.core.plan import Kind, Plan, RouterPlan, Transition
-from lbauto.orchestrate.apply import ApplyOutcome
-from lbauto.orchestrate.executor import EventHook
-from lbauto.orchestrate.plandoc import PLAN_JSON_VERSION, plan_document, router_lines
-from lbauto.orchestrate.plandoc import router_change_lines as _router_change_lines
-from lbauto.orchestrate.planfile import JSON_VERSION
-from lbauto.push.pipeline import PushResult, Status
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from lbauto.core.model import Inventory, ObservedState
+    from lbauto.core.plan import Plan, RouterPlan, Transition
+    from lbauto.orchestrate.apply import ApplyOutcome
+    from lbauto.orchestrate.executor import EventHook
+    from lbauto.push.pipeline import PushResult
 
 JSON_SCHEMA_VERSION = JSON_VERSION
 PLAN_SCHEMA_VERSION = PLAN_JSON_VERSION
@@ -38,23 +38,54 @@ MARKDOWN_LIMIT = 65536
 
 
 def router_change_lines(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[str]:
-    return _router_change_lines(inv, observed, rp)
+    from lbauto.orchestrate.plandoc import router_change_lines as lines
+
+    return lines(inv, observed, rp)
 
 
 def plan_to_json(plan: Plan, inv: Inventory, observed: ObservedState) -> dict[str, Any]:
     """The ``lbauto plan --output json`` document (docs/cli.md)."""
+    from lbauto.orchestrate.plandoc import plan_document
+
     return plan_document(plan, inv, observed)
 
 
 #: Documents with more transitions than this are written compact: json's C encoder does not
 #: indent, and the Python one took most of a 10,000-VIP plan's time.
 INDENT_TRANSITIONS = 1000
+#: List elements encoded and written per piece of a compact document.
+_PIECE = 256
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def write_json(doc: Mapping[str, Any]) -> None:
     big = len(doc.get("transitions", ())) > INDENT_TRANSITIONS
-    text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=2)
-    sys.stdout.write(text + "\n")
+    if big and isinstance(doc, dict) and all(isinstance(k, str) for k in doc):
+        write_compact_json(sys.stdout, doc)
+    else:
+        text = json.dumps(doc, separators=(",", ":")) if big else json.dumps(doc, indent=2)
+        sys.stdout.write(text + "\n")
+
+
+def write_compact_json(out: TextIO, doc: Mapping[str, Any]) -> None:
+    """``json.dumps(doc, separators=(",", ":"))`` and a newline, written as it is encoded: a
+    10,000-VIP plan is 28 MB of JSON, which the one-shot encoder holds as millions of pieces,
+    then as one string, then as its bytes. Each top-level value is encoded by the C encoder, a
+    long list a few hundred elements at a time (the same text: the encoder puts nothing between
+    elements but the separator)."""
+    encode = _COMPACT.encode
+    out.write("{")
+    for i, (key, value) in enumerate(doc.items()):
+        out.write(("," if i else "") + encode(key) + ":")
+        if type(value) is not list or len(value) <= _PIECE:
+            out.write(encode(value))
+            continue
+        out.write("[")
+        for start in range(0, len(value), _PIECE):
+            piece = ",".join(map(encode, value[start : start + _PIECE]))
+            out.write(("," if start else "") + piece)
+        out.write("]")
+    out.write("}\n")
 
 
 def write_text(text: str) -> None:
@@ -63,11 +94,17 @@ def write_text(text: str) -> None:
 
 # ------------------------------------------------------------------------------------ tables
 
-Cell = str | Text
+Cell: TypeAlias = "str | Text"
+
+
+def _text(text: str, style: str = "") -> Text:
+    from rich.text import Text
+
+    return Text(text, style=style)
 
 
 def _plain(cell: Cell) -> str:
-    return cell.plain if isinstance(cell, Text) else cell
+    return cell if isinstance(cell, str) else cell.plain
 
 
 def _longest_word(cell: Cell) -> int:
@@ -83,6 +120,9 @@ def print_table(
 ) -> None:
     """A table whose columns are never narrower than their longest word (so no address or
     name is split); when even that cannot fit the console, one block per row."""
+    from rich import box
+    from rich.table import Table
+
     right = set(right)
     widths = [max([len(h), *(_longest_word(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     bordered = sum(widths) + 3 * len(headers) + 1
@@ -106,27 +146,29 @@ def print_table(
         console.print(table)
         return
     if title:
-        console.print(Text(title, style="bold"))
+        console.print(_text(title, style="bold"))
     label = max(len(h) for h in headers)
     for r in rows:
-        console.print(Text(_plain(r[0]), style="bold"))
+        console.print(_text(_plain(r[0]), style="bold"))
         for h, cell in zip(headers[1:], r[1:], strict=True):
             for j, line in enumerate(_plain(cell).splitlines() or [""]):
-                console.print(Text(f"  {(h if j == 0 else ''):<{label}}  {line}"))
+                console.print(_text(f"  {(h if j == 0 else ''):<{label}}  {line}"))
 
 
 # -------------------------------------------------------------------------------------- plan
 
+#: By transition kind (lbauto.core.plan.Kind's values).
 _KIND_STYLE = {
-    Kind.NONE: "dim",
-    Kind.CREATE: "green",
-    Kind.DELETE: "red",
-    Kind.BYPASS_ENABLE: "cyan",
-    Kind.BYPASS_DISABLE: "magenta",
-    Kind.BYPASS_MOVE: "yellow",
-    Kind.REBALANCE: "blue",
-    Kind.REPAIR: "bold red",
+    "none": "dim",
+    "create": "green",
+    "delete": "red",
+    "bypass-enable": "cyan",
+    "bypass-disable": "magenta",
+    "bypass-move": "yellow",
+    "rebalance": "blue",
+    "repair": "bold red",
 }
+_NONE = "none"
 #: A plan with more transitions or change lines (objects, before rendering) than this prints as
 #: a summary; ``--full`` prints it whole (10,000 VIPs x 100 routers: 7 million lines).
 FULL_TRANSITIONS = 50
@@ -145,7 +187,7 @@ def _state_text(mode: str, dips: Sequence[str]) -> str:
 
 
 def _counts(doc: Mapping[str, Any]) -> Counter[str]:
-    return Counter(t["kind"] for t in doc["transitions"] if t["kind"] != Kind.NONE.value)
+    return Counter(t["kind"] for t in doc["transitions"] if t["kind"] != _NONE)
 
 
 def _summary_text(
@@ -163,7 +205,7 @@ def _summary_text(
 def summary_line(doc: Mapping[str, Any]) -> str:
     """``3 to change (1 create, 2 bypass-enable), 4 unchanged, 1 skipped by --limit``."""
     counts = _counts(doc)
-    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
+    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == _NONE)
     changed = sum(1 for r in doc["routers"] if r.get("lines", r.get("changes")))
     return _summary_text(counts, unchanged, len(doc.get("skipped", [])), changed)
 
@@ -172,25 +214,25 @@ def _kinds_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
 
 
-def _row(vip: str, address: str, from_: Any, to: Any, kind: Kind, actions: list[str]) -> list[Cell]:
+def _row(vip: str, address: str, from_: Any, to: Any, kind: str, actions: list[str]) -> list[Cell]:
     return [
         vip,
         address,
         _state_text(from_["mode"], from_["dips"]),
         _state_text(to["mode"], to["dips"]),
-        Text(kind.value, style=_KIND_STYLE[kind]),
+        _text(kind, style=_KIND_STYLE[kind]),
         "\n".join(actions) or "-",
     ]
 
 
 def _doc_row(t: Mapping[str, Any]) -> list[Cell]:
     actions = [s["action"] for s in t["steps"]]
-    return _row(t["vip"], t["address"], t["from"], t["to"], Kind(t["kind"]), actions)
+    return _row(t["vip"], t["address"], t["from"], t["to"], t["kind"], actions)
 
 
 def _plan_row(t: Transition) -> list[Cell]:
     actions = [s.action.value for s in t.steps]
-    return _row(t.vip, str(t.address), t.from_.to_json(), t.to.to_json(), t.kind, actions)
+    return _row(t.vip, str(t.address), t.from_.to_json(), t.to.to_json(), t.kind.value, actions)
 
 
 _TRANSITION_HEADERS = ("VIP", "address", "from", "to", "kind", "steps")
@@ -199,7 +241,7 @@ _TRANSITION_HEADERS = ("VIP", "address", "from", "to", "kind", "steps")
 def _print_lines(console: Console, lines: Iterable[str]) -> None:
     for line in lines:
         style = "red" if line.lstrip().startswith(("no ", "delete ")) else "green"
-        console.print(Text(f"  {line}", style=style))
+        console.print(_text(f"  {line}", style=style))
 
 
 def _print_footer(console: Console, summary: str, max_seconds: float, transit: float) -> None:
@@ -226,11 +268,15 @@ def print_plan(
     """The plan as a table of transitions, then each router's change lines; a big plan (more
     than FULL_TRANSITIONS transitions or FULL_CHANGES changes) as a summary unless ``full``,
     with the whole change of the ``routers`` named."""
+    from lbauto.core.plan import Plan
+
     if isinstance(plan_or_doc, Plan):
         assert inv is not None and observed is not None
         plan = plan_or_doc
         size = sum(len(rp.remove) + len(rp.add) for rp in plan.routers)
         if full or not _is_big(len(plan.transitions), size):
+            from lbauto.orchestrate.plandoc import plan_document
+
             _print_full(console, plan_document(plan, inv, observed, skipped))
         else:
             _print_plan_summary(console, plan, inv, observed, skipped)
@@ -255,16 +301,16 @@ def print_plan(
 
 def _print_router(console: Console, name: str, platform: str, lines: Sequence[str]) -> None:
     if not lines:
-        console.print(Text(f"router {name} ({platform}): no changes", style="dim"))
+        console.print(_text(f"router {name} ({platform}): no changes", style="dim"))
         return
-    console.print(Text(f"router {name} ({platform}):", style="bold"))
+    console.print(_text(f"router {name} ({platform}):", style="bold"))
     _print_lines(console, lines)
 
 
 def _print_full(console: Console, doc: Mapping[str, Any]) -> None:
     rows = [_doc_row(t) for t in doc["transitions"]]
     for s in doc.get("skipped", []):
-        rows.append([s["vip"], s["address"], "-", "-", Text(f"skipped ({s['kind']})", "dim"), "-"])
+        rows.append([s["vip"], s["address"], "-", "-", _text(f"skipped ({s['kind']})", "dim"), "-"])
     print_table(console, "Transitions", _TRANSITION_HEADERS, rows)
     for r in doc["routers"]:
         _print_router(console, r["name"], r["platform"], router_lines(doc, r))
@@ -286,11 +332,11 @@ def _print_summary_head(
     skipped: Sequence[Mapping[str, Any]],
 ) -> None:
     kinds: list[list[Cell]] = [
-        [Text(kind, style=_KIND_STYLE[Kind(kind)]), f"{n:,}"] for kind, n in sorted(counts.items())
+        [_text(kind, style=_KIND_STYLE[kind]), f"{n:,}"] for kind, n in sorted(counts.items())
     ]
-    kinds.append([Text("none", style="dim"), f"{unchanged:,}"])
+    kinds.append([_text("none", style="dim"), f"{unchanged:,}"])
     if skipped:
-        kinds.append([Text("skipped (--limit)", style="dim"), f"{len(skipped):,}"])
+        kinds.append([_text("skipped (--limit)", style="dim"), f"{len(skipped):,}"])
     print_table(console, "Transitions by kind", ("transition kind", "VIPs"), kinds, right=("VIPs",))
     if rows:
         title = f"Transitions (first {len(rows)} of {changed:,} to change)"
@@ -307,9 +353,9 @@ def _print_groups(console: Console, groups: Sequence[_Group]) -> None:
         if not preview:
             continue
         more = f" (and {len(names) - 1} more with the same change)" if len(names) > 1 else ""
-        console.print(Text(f"router {names[0]} ({platform}){more}, first lines:", style="bold"))
+        console.print(_text(f"router {names[0]} ({platform}){more}, first lines:", style="bold"))
         _print_lines(console, preview)
-        console.print(Text("  …", style="dim"))
+        console.print(_text("  …", style="dim"))
 
 
 def _print_plan_summary(
@@ -319,6 +365,7 @@ def _print_plan_summary(
     observed: ObservedState,
     skipped: Sequence[Any],
 ) -> None:
+    from lbauto.core.plan import Kind
     from lbauto.orchestrate.status import pending_commits_json
 
     counts = Counter(t.kind.value for t in plan.transitions if t.kind is not Kind.NONE)
@@ -369,7 +416,7 @@ def _print_plan_summary(
 
 def _print_hint(console: Console) -> None:
     console.print(
-        Text(
+        _text(
             "big plan summarised: --full prints every transition and line, --router NAME one "
             "router's whole change, -o json the whole plan",
             style="dim",
@@ -386,6 +433,8 @@ def _objects_text(remove: int, add: int) -> str:
 def _preview(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[str]:
     """The first lines of a router's change, from its first objects only (rendering all of a
     10,000-VIP change takes a fifth of a second per distinct router)."""
+    from lbauto.core.plan import RouterPlan
+
     remove = rp.remove[:PREVIEW_LINES]
     add = rp.add[: max(0, PREVIEW_LINES - len(remove))]
     part = RouterPlan(rp.router, rp.platform, remove, add)
@@ -394,8 +443,8 @@ def _preview(inv: Inventory, observed: ObservedState, rp: RouterPlan) -> list[st
 
 def _print_doc_summary(console: Console, doc: Mapping[str, Any]) -> None:
     counts = _counts(doc)
-    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == Kind.NONE.value)
-    changed = [t for t in doc["transitions"] if t["kind"] != Kind.NONE.value]
+    unchanged = sum(1 for t in doc["transitions"] if t["kind"] == _NONE)
+    changed = [t for t in doc["transitions"] if t["kind"] != _NONE]
     rows = [_doc_row(t) for t in changed[:SUMMARY_ROWS]]
     _print_summary_head(console, counts, unchanged, rows, len(changed), doc.get("skipped", []))
     grouped: dict[tuple[str, int], list[str]] = {}
@@ -472,7 +521,7 @@ def plan_markdown(
     collapsible block (at most MARKDOWN_ROUTER_LINES lines each); within ``limit`` characters
     (GitHub's comment limit). Sections are made only while they fit."""
     head = f"### {title}\n\n**{summary_line(doc)}**"
-    changed = [t for t in doc["transitions"] if t["kind"] != Kind.NONE.value]
+    changed = [t for t in doc["transitions"] if t["kind"] != _NONE]
     chunk = 50  # table rows go in chunks, so a huge plan still shows its first transitions
     chunks = range(0, len(changed), chunk)
     skipped = doc.get("skipped") or []
@@ -534,11 +583,12 @@ def _diff_mark(line: str) -> str:
 
 # ------------------------------------------------------------------------------------- push
 
+#: By push status (lbauto.push.pipeline.Status's values).
 _STYLE = {
-    Status.CHANGED: "green",
-    Status.UNCHANGED: "dim",
-    Status.FAILED: "bold red",
-    Status.ROLLED_BACK: "yellow",
+    "changed": "green",
+    "unchanged": "dim",
+    "failed": "bold red",
+    "rolled back": "yellow",
 }
 
 
@@ -558,12 +608,12 @@ _PUSH_HEADERS = ("router", "platform", "result", "diff lines", "seconds", "error
 def _push_rows(result: PushResult) -> list[list[Cell]]:
     rows: list[list[Cell]] = []
     for r in result.results:
-        status = "would change" if result.dry_run and r.status is Status.CHANGED else r.status
+        status = "would change" if result.dry_run and r.status == "changed" else r.status
         rows.append(
             [
                 r.router,
                 r.platform,
-                Text(str(status), style=_STYLE[r.status]),
+                _text(str(status), style=_STYLE[str(r.status)]),
                 str(r.diff_lines),
                 f"{r.seconds:.2f}",
                 r.error or "",
@@ -582,11 +632,11 @@ def print_result(
                 console.rule(f"{r.router} ({r.platform})")
                 for line in r.diff.splitlines():
                     style = {"+": "green", "-": "red"}.get(line[:1], "")
-                    console.print(Text(line, style=style))
+                    console.print(_text(line, style=style))
     title = "push (dry run: nothing changed)" if result.dry_run else "push"
     print_table(console, title, _PUSH_HEADERS, _push_rows(result), right=("diff lines", "seconds"))
     if skipped:
-        console.print(Text(f"skipped by --limit: {', '.join(skipped)}", style="dim"))
+        console.print(_text(f"skipped by --limit: {', '.join(skipped)}", style="dim"))
 
 
 def push_markdown(result: PushResult, skipped: Sequence[str] = ()) -> str:
@@ -626,7 +676,7 @@ def print_pending_commits(console: Console, pending: Sequence[Mapping[str, Any]]
             stamp = time.strftime("%H:%M:%SZ", time.gmtime(p["deadline"]))
             when = f"in {left} s ({stamp})"
         console.print(
-            Text(
+            _text(
                 f"router {p['router']}: commit {p.get('commit') or '(no id)'} awaits "
                 f"confirmation; the router reverts it {when} unless `lbauto apply` resolves it",
                 style="yellow",
@@ -669,16 +719,16 @@ def print_status(console: Console, doc: Mapping[str, Any]) -> None:
     rows: list[list[Cell]] = []
     for v in doc["vips"]:
         cells: list[Cell] = list(_status_cells(v))
-        cells[-1] = Text(v["pending"], style="yellow" if v["drift"] else "green")
+        cells[-1] = _text(v["pending"], style="yellow" if v["drift"] else "green")
         rows.append(cells)
     print_table(console, "VIP status", _STATUS_HEADERS, rows)
     if doc.get("bgp"):
         print_table(console, "BGP sessions (router side)", _SESSION_HEADERS, session_rows(doc))
     print_pending_commits(console, doc.get("pending_commits", []))
     if doc["in_sync"]:
-        console.print(Text("in sync", style="green"))
+        console.print(_text("in sync", style="green"))
     else:
-        console.print(Text("drift: run `lbauto apply`", style="yellow"))
+        console.print(_text("drift: run `lbauto apply`", style="yellow"))
 
 
 _SESSION_HEADERS = ["router", "agent", "address", "BGP", "BFD", "up (s)", "accepted"]
@@ -690,7 +740,7 @@ def session_rows(doc: Mapping[str, Any]) -> list[list[Cell]]:
     for router, agents in sorted(doc.get("bgp", {}).items()):
         if "error" in agents:
             rows.append(
-                [router, "-", "-", Text(f"unreadable: {agents['error']}", "red"), "", "", ""]
+                [router, "-", "-", _text(f"unreadable: {agents['error']}", "red"), "", "", ""]
             )
             continue
         for agent, per in sorted(agents.items()):
@@ -701,8 +751,8 @@ def session_rows(doc: Mapping[str, Any]) -> list[list[Cell]]:
                         router,
                         agent,
                         address,
-                        Text(bgp, style="green" if bgp == "up" else "red"),
-                        Text(bfd, style="green" if bfd in ("up", "-") else "red"),
+                        _text(bgp, style="green" if bgp == "up" else "red"),
+                        _text(bfd, style="green" if bfd in ("up", "-") else "red"),
                         "" if s["uptime"] is None else str(s["uptime"]),
                         "" if s["accepted"] is None else str(s["accepted"]),
                     ]
@@ -730,8 +780,8 @@ def show_outcome_plan(console: Console, outcome: ApplyOutcome, inv: Inventory, o
         print_plan(console, outcome.plan, inv, outcome.observed)
         for router, diff in sorted(outcome.diffs.items()):
             if diff.strip():
-                console.print(Text(f"device diff {router}:", style="bold"))
-                console.print(Text(diff.rstrip()))
+                console.print(_text(f"device diff {router}:", style="bold"))
+                console.print(_text(diff.rstrip()))
 
 
 def progress_hook(console: Console, output: str) -> EventHook | None:
@@ -740,7 +790,7 @@ def progress_hook(console: Console, output: str) -> EventHook | None:
 
     def hook(vip: str, action: str, event: str) -> None:
         style = {"start": "dim", "end": "green", "fail": "bold red"}.get(event, "")
-        console.print(Text(f"  {vip:<20} {action:<22} {event}", style=style))
+        console.print(_text(f"  {vip:<20} {action:<22} {event}", style=style))
 
     return hook
 
@@ -748,6 +798,8 @@ def progress_hook(console: Console, output: str) -> EventHook | None:
 def apply_json(
     outcome: ApplyOutcome, inv: Inventory, skipped: Sequence[Any] = (), dry_run: bool = False
 ) -> dict[str, Any]:
+    from lbauto.orchestrate.plandoc import plan_document
+
     doc = plan_document(outcome.plan, inv, outcome.observed, skipped)
     doc["kind"] = "apply"
     doc["dry_run"] = dry_run
@@ -790,17 +842,17 @@ def finish_apply(
         write_text(text)
         return
     for line in outcome.resolved:
-        console.print(Text(line, style="yellow"))
+        console.print(_text(line, style="yellow"))
     if dry_run:
         for r in outcome.pending:
-            console.print(Text(f"apply (not dry) would do: {r.describe()}", style="yellow"))
-        console.print(Text("dry run: nothing was changed", style="yellow"))
+            console.print(_text(f"apply (not dry) would do: {r.describe()}", style="yellow"))
+        console.print(_text("dry run: nothing was changed", style="yellow"))
     elif not outcome.plan.has_changes:
-        console.print(Text("nothing to do: devices match the inventory", style="green"))
+        console.print(_text("nothing to do: devices match the inventory", style="green"))
     elif outcome.executed:
         ex = outcome.executed
         rows: list[list[Cell]] = [
-            [t.vip, t.kind.value, Text("done", style="green")]
+            [t.vip, t.kind.value, _text("done", style="green")]
             for t in outcome.plan.transitions
             if t.steps
         ]
@@ -809,5 +861,5 @@ def finish_apply(
         console.print(f"{ex.seconds:.1f} s, router commits: {commits}")
         if not outcome.converged:
             console.print(
-                Text(f"still pending after the run: {', '.join(outcome.remaining)}", "yellow")
+                _text(f"still pending after the run: {', '.join(outcome.remaining)}", "yellow")
             )

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,19 +45,18 @@ from lbauto.core.model import Inventory, ObservedState
 from lbauto.core.plan import PlanOptions
 from lbauto.errors import PlanFileError, StalePlanError
 from lbauto.inventory.statefile import state_from_json, state_to_json
-from lbauto.orchestrate.apply import ApplyOutcome, Devices, run_apply, state_dir
 from lbauto.orchestrate.backends import BackendInfo, backend_for
-from lbauto.orchestrate.executor import EventHook
 from lbauto.orchestrate.plandoc import plan_document, same_plan
+
+if TYPE_CHECKING:
+    from lbauto.orchestrate.apply import ApplyOutcome, Devices
+    from lbauto.orchestrate.executor import EventHook
 
 log = logging.getLogger("lbauto.planfile")
 
 PLAN_FORMAT = "lbauto-plan"
 #: Version of the plan file format (bumped on any incompatible change).
 PLAN_FILE_VERSION = 1
-#: Version of the other ``-o json`` documents (push, status, ...); plan, apply and show
-#: documents carry :data:`lbauto.orchestrate.plandoc.PLAN_JSON_VERSION`.
-JSON_VERSION = 1
 #: Suffix of plan files; such files inside an inventory are not part of its digest.
 PLAN_SUFFIX = ".lbauto"
 
@@ -132,6 +131,13 @@ class PlanFile(_Strict):
 # ----------------------------------------------------------------------------------- digests
 
 
+def _state_dir(inv: Inventory) -> Path:
+    # lbauto.orchestrate.apply brings the whole apply path: `plan --out` needs none of it.
+    from lbauto.orchestrate.apply import state_dir
+
+    return state_dir(inv)
+
+
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -153,7 +159,7 @@ def inventory_record(inv: Inventory, given: Path | None = None) -> InventoryReco
     Comments count: a reviewer reviewed the files, so any byte changed makes a plan stale."""
     root = inv.path
     files: dict[str, str] = {}
-    for path in _files(root, state_dir(inv)):
+    for path in _files(root, _state_dir(inv)):
         files[path.relative_to(root).as_posix()] = _sha256(path.read_bytes())
     tdir = inv.template_dir
     if tdir is not None and tdir.is_dir() and not tdir.resolve().is_relative_to(root.resolve()):
@@ -213,7 +219,7 @@ def build_plan_file(
             only=list(only) if only is not None else None,
         ),
         plan=dict(plan_doc),
-        backend=BackendRecord.model_validate(backend_for(inv, state_dir(inv)).info().to_json()),
+        backend=BackendRecord.model_validate(backend_for(inv, _state_dir(inv)).info().to_json()),
     )
 
 
@@ -303,7 +309,7 @@ def inventory_changes(pf: PlanFile, inv: Inventory) -> list[str]:
     if pf.lbauto_version != __version__:
         out.append(f"made by lbauto {pf.lbauto_version}, this is lbauto {__version__}")
     then_b = pf.backend.info() if pf.backend else BackendInfo("local", "apply.lock")
-    now_b = backend_for(inv, state_dir(inv)).info()
+    now_b = backend_for(inv, _state_dir(inv)).info()
     if not then_b.same_store(now_b):
         out.append(
             f"computed under the lock and journal of {then_b.text()} ({then_b.lock}), the "
@@ -410,6 +416,8 @@ def apply_saved(
     def checked_confirm(outcome: ApplyOutcome) -> bool:
         check(outcome)
         return confirm(outcome)
+
+    from lbauto.orchestrate.apply import run_apply
 
     only = pf.options.only
     outcome = run_apply(
