@@ -21,7 +21,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 from lbauto.core.intent import (
     IntentBase,
@@ -541,6 +541,8 @@ class ChangeTable:
             (g if own is None else group_of[id(own.changes)], name)
             for g, name, own in self._members
         ]
+        self._group_index = [g for g, _ in self._grouped]
+        self._grouped_names = [name for _, name in self._grouped]
 
     def for_vip(self, i: int) -> list[RouterChange]:
         # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function, and this
@@ -556,6 +558,17 @@ class ChangeTable:
             )
         per_group = [table.get(i) for table in self._tables]
         if i not in self._special:
+            if None not in per_group:
+                # Every group changes this VIP (a plan from nothing): build in C, as above.
+                full = cast(list[tuple[Objs, Objs]], per_group)
+                cs = list(map(full.__getitem__, self._group_index))
+                return list(
+                    map(
+                        _new,
+                        repeat(RouterChange),
+                        zip(self._grouped_names, map(_FIRST, cs), map(_SECOND, cs), strict=True),
+                    )
+                )
             return [
                 _new(RouterChange, (name, *c))
                 for g, name in self._grouped

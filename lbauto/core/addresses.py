@@ -7,6 +7,9 @@ Both the inventory loader and the agent API call :func:`parse_address`, so an ad
 ``ipaddress.ip_address`` costs several microseconds per IPv4 address; a 10,000-VIP inventory
 has tens of thousands of DIPs, so dotted quads take a shortcut here and the rest (IPv6, typos)
 goes through :mod:`ipaddress`. Results are cached because DIPs repeat across VIPs.
+:func:`parse_addresses` reads a whole list of IPv4 DIPs in C (``map``) and answers only when
+every one is usable, which is the common case; otherwise callers ask :func:`parse_address`
+item by item, for one reason per bad address.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import lru_cache, partial
+from operator import itemgetter
 
 from lbauto.core.model import IPAddress
 
@@ -27,6 +32,15 @@ _V4 = ipaddress.IPv4Address
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _MAPPED_PREFIX = 0xFFFF << 32  # ::ffff:0:0/96
+# inet_pton accepts exactly the canonical dotted quads (four decimal octets, no leading zeros),
+# like _DOTTED_QUAD and ipaddress (the unit tests compare them).
+_PTON4 = partial(socket.inet_pton, socket.AF_INET)
+_FIRST_OCTET = itemgetter(0)
+#: First octets of every IPv4 address _unusable_v4 may refuse (0.0.0.0, 127/8, 169.254/16,
+#: 224/4, 255.255.255.255): lists without them need no check per address.
+_SUSPECT_OCTETS = frozenset((0, 127, 169, 255, *range(224, 240)))
+#: Most addresses parse_addresses remembers (as many as parse_address's cache).
+_SEEN_MAX = 1 << 17
 
 
 @lru_cache(maxsize=1 << 17)
@@ -36,6 +50,9 @@ def parse_address(raw: str) -> IPAddress | str:
     Refused: networks, scoped IPv6 (``%eth0``), the unspecified, loopback, multicast,
     link-local and limited-broadcast addresses, and IPv4-mapped IPv6 (``::ffff:a.b.c.d``:
     never valid on the wire, and ``ipaddress`` does not see the IPv4 class inside it)."""
+    seen = _SEEN_V4.get(raw)
+    if seen is not None:
+        return seen
     number = _dotted_quad(raw)
     if number is not None:
         return _unusable_v4(number) or _V4(number)
@@ -44,7 +61,8 @@ def parse_address(raw: str) -> IPAddress | str:
     if "/" in raw:
         return "is a network, not a single address"
     try:
-        address = ipaddress.ip_address(raw)
+        # ip_address would first fail as IPv4 on any text with a colon
+        address = ipaddress.IPv6Address(raw) if ":" in raw else ipaddress.ip_address(raw)
     except ValueError:
         return "is not a valid IPv4 or IPv6 address"
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
@@ -52,6 +70,33 @@ def parse_address(raw: str) -> IPAddress | str:
     if isinstance(address, _V4):
         return _unusable_v4(int(address)) or address
     return _unusable_v6(address) or address
+
+
+def parse_addresses(texts: Sequence[object]) -> list[IPAddress] | None:
+    """What :func:`parse_address` gives for each of ``texts`` when every one is a usable IPv4
+    address (equal values), else ``None``: then parse them one by one for the reasons."""
+    seen = _SEEN_V4
+    try:
+        found = list(map(seen.get, texts))  # type: ignore[arg-type]
+        if all(found):  # ipaddress values are always true
+            return found  # type: ignore[return-value]
+        # the texts not seen before, all at once in C: inet_pton raises for anything else
+        new = [text for text, address in zip(texts, found, strict=True) if address is None]
+        packed = list(map(_PTON4, new))
+    except (OSError, ValueError, TypeError):  # not IPv4, a NUL character, not text
+        return None
+    if not _SUSPECT_OCTETS.isdisjoint(map(_FIRST_OCTET, packed)):
+        # a few valid addresses start with these octets too (169.1.2.3): ask one by one
+        return None
+    if len(seen) > _SEEN_MAX:
+        seen.clear()
+    seen.update(zip(new, map(_V4, map(int.from_bytes, packed)), strict=True))  # type: ignore[arg-type]
+    return list(map(seen.__getitem__, texts))  # type: ignore[arg-type]
+
+
+#: Usable IPv4 addresses parse_addresses gave, by their exact text (a ``str`` key never equals
+#: another type's): DIPs repeat across VIPs.
+_SEEN_V4: dict[str, IPAddress] = {}
 
 
 def _dotted_quad(raw: str) -> int | None:
@@ -82,13 +127,16 @@ def _unusable_v6(address: ipaddress.IPv6Address) -> str | None:
         inner = _unusable_v4(int(address) & 0xFFFFFFFF)
         what = f" of {inner.removeprefix('is ')}" if inner else ""
         return f"is an IPv4-mapped IPv6 address{what}; write the IPv4 address itself"
-    if address.is_unspecified:
+    # ipaddress's is_unspecified (::), is_loopback (::1), is_multicast (ff00::/8) and
+    # is_link_local (fe80::/10), on the integer (the properties cost microseconds each)
+    number = int(address)
+    if number == 0:
         return "is the unspecified address"
-    if address.is_loopback:
+    if number == 1:
         return "is a loopback address"
-    if address.is_multicast:
+    if number >> 120 == 0xFF:
         return "is a multicast address"
-    if address.is_link_local:
+    if number >> 118 == 0xFE80 >> 6:
         return "is a link-local address"
     return None
 

@@ -37,7 +37,6 @@ _LINE_RE = re.compile(
 _FLOW_RE = re.compile(rf"{_SCALAR_RE.pattern}(?: *, *{_SCALAR_RE.pattern})*")
 # Items with two dots (IPv4 addresses) can only be text in YAML 1.1.
 _DOTTED_LIST_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9.]+(?: *, *[0-9]+\.[0-9]+\.[0-9.]+)*")
-_COMMA_RE = re.compile(r" *, *")
 # First characters for which YAML 1.1 may resolve a plain scalar to something other than text.
 _MAYBE_TYPED = frozenset(Resolver.yaml_implicit_resolvers)
 
@@ -65,8 +64,10 @@ class _Scalars:
         self._cache: dict[str, object] = {}
 
     def __call__(self, text: str) -> object:
-        if text[0] not in _MAYBE_TYPED or text.count(".") > 1 or "/" in text:
-            return text  # cannot be a number, bool, null or date
+        if text[0] not in _MAYBE_TYPED or text.count(".") > 1 or "/" in text or "::" in text:
+            # cannot be a number, bool, null or date (no YAML 1.1 pattern has two dots, a
+            # slash or two colons in a row: sexagesimal numbers put digits after each colon)
+            return text
         try:
             return self._cache[text]
         except KeyError:
@@ -154,20 +155,32 @@ class _Reader:
         return seq
 
     def _mapping(self, indent: int, first: _Line | None = None) -> YMap:
-        start = first or self.lines[self.pos]
+        # The hot loop of the reader (a key line per VIP attribute): locals, no helper calls
+        # for the common plain value.
+        lines = self.lines
+        count = len(lines)
+        start = first or lines[self.pos]
         out = YMap(start.number)
-        line: _Line | None = start
-        while line is not None and line.key is not None and line.indent == indent:
-            if line is not first and line.dash:
-                break
+        where = out.lines
+        plain = self._plain
+        line = start
+        while line.key is not None and line.indent == indent and (line is first or not line.dash):
             self.pos += 1
             key = line.key
             if key in out:
                 raise UnsupportedError("duplicate key")  # the node reader reports it
-            out.lines[key] = line.number
-            out[key] = self._inline(line) if line.value else self._nested(indent, line)
-            line = self._peek()
-            if line is not None and line.indent > indent and not line.dash:
+            where[key] = line.number
+            value = line.value
+            if not value:
+                out[key] = self._nested(indent, line)
+            elif value[0] == "[":
+                out[key] = self._inline(line)
+            else:
+                out[key] = plain(value)
+            if self.pos == count:
+                break
+            line = lines[self.pos]
+            if line.indent > indent and not line.dash:
                 raise UnsupportedError(f"line {line.number}")  # a multi-line scalar or bad indent
         return out
 
@@ -190,13 +203,14 @@ class _Reader:
             seq = YSeq(line.number)
             inner = text[1:-1].strip(" ")
             if inner:
-                if not _FLOW_RE.fullmatch(inner):
-                    raise UnsupportedError(text)
-                if _DOTTED_LIST_RE.fullmatch(inner):  # IPv4 DIP lists: all text, skip typing
-                    seq.extend(_COMMA_RE.split(inner))
-                else:
+                if _DOTTED_LIST_RE.fullmatch(inner):
+                    # IPv4 DIP lists: all text (skip typing); spaces sit only around commas
+                    seq.extend(inner.replace(" ", "").split(","))
+                elif _FLOW_RE.fullmatch(inner):
                     scalar = self.scalar
                     seq.extend([scalar(part.strip(" ")) for part in inner.split(",")])
+                else:
+                    raise UnsupportedError(text)
                 seq.lines = [line.number] * len(seq)
             return seq
         return self._plain(text)

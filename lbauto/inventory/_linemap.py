@@ -15,8 +15,7 @@ class YMap(dict[str, object]):
 
     __slots__ = ("line", "lines")
 
-    def __init__(self, line: int) -> None:
-        super().__init__()
+    def __init__(self, line: int) -> None:  # no super().__init__(): empty already, and hot
         self.line = line
         self.lines: dict[str, int] = {}
 
@@ -26,8 +25,7 @@ class YSeq(list[object]):
 
     __slots__ = ("line", "lines")
 
-    def __init__(self, line: int) -> None:
-        super().__init__()
+    def __init__(self, line: int) -> None:  # no super().__init__(): empty already, and hot
         self.line = line
         self.lines: list[int] = []
 

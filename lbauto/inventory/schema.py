@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from lbauto.core.addresses import MAX_DIPS, parse_address
+from lbauto.core.addresses import MAX_DIPS, parse_address, parse_addresses
 from lbauto.core.model import MAX_TAG, BypassPolicy, IPAddress, LbRoute, Method
 from lbauto.platforms import PLATFORMS, canonical_name
 
@@ -281,6 +281,10 @@ def _dips(value: Any) -> tuple[IPAddress, ...]:
     nothing after it means no DIPs, like ``dips: []``."""
     if value is None:
         return ()
+    if isinstance(value, list) and len(value) <= MAX_DIPS:
+        v4 = parse_addresses(value)  # usually every DIP is a usable IPv4 address
+        if v4 is not None:
+            return tuple(v4)
     value = _max_dips(value)
     if isinstance(value, list) and _STR_ONLY.issuperset(map(type, value)):
         parsed = list(map(parse_address, value))

@@ -66,7 +66,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -237,6 +237,9 @@ def _fail(what: str) -> NoReturn:
 def _address(value: Any) -> IPAddress:
     if isinstance(value, str) and "%" not in value:
         try:
+            # what ip_address gives, without first failing as IPv4 (no IPv4 form has a colon)
+            if ":" in value:
+                return ipaddress.IPv6Address(value)
             return ipaddress.ip_address(value)
         except ValueError:
             pass
@@ -246,6 +249,8 @@ def _address(value: Any) -> IPAddress:
 def _prefix(value: Any) -> IPNetwork:
     if isinstance(value, str):
         try:
+            if ":" in value:
+                return ipaddress.IPv6Network(value)
             return ipaddress.ip_network(value)
         except ValueError:
             pass
@@ -654,6 +659,10 @@ def _refers(source: str, loc: tuple[str | int, ...], index: int, shared: str, si
         raise StateError(f"{source}: {_path(loc)}: no {what} {index} ($.{shared} has {size})")
 
 
+#: Agents' VIP lists and routers, as both readers give them.
+_Read = tuple[dict[str, list[AgentVip]], dict[str, ObservedRouter]]
+
+
 def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
     version = data.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > COMPACT_VERSION:
@@ -661,37 +670,52 @@ def _compact_from_json(data: dict[str, Any], source: str) -> ObservedState:
             f"{source}: $.version: state file format version {version} is newer than this "
             f"lbauto reads ({COMPACT_VERSION}): upgrade lbauto"
         )
-    fast: tuple[dict[str, list[AgentVip]], dict[str, ObservedRouter]] | None
+    fast: _Read | None
     try:
         fast = _FastReader().read_compact(data)
     except (PydanticCustomError, KeyError, TypeError):
         fast = None
     if fast is None:
-        try:
-            doc = _CompactDoc.model_validate(data)
-        except ValidationError as err:
-            raise _problems(err, source, compact=True) from err
-        lists = [_router("", r).objects for r in doc.object_lists]
-        routers: dict[str, ObservedRouter] = {}
-        for name, ref in doc.routers.items():
-            _refers(source, ("routers", name, "objects"), ref.objects, "object_lists", len(lists))
-            objects = lists[ref.objects]
-            if ref.removed is not None:
-                objects = objects - _router("", ref.removed).objects
-            if ref.added is not None:
-                objects = objects | _router("", ref.added).objects
-            routers[name] = ObservedRouter(name=name, objects=objects, pool=_pool(ref))
-        vip_lists = [[_agent_vip(v) for v in vips] for vips in doc.vip_lists]
-        agent_docs: dict[str, list[AgentVip]] = {}
-        for name, aref in doc.agents.items():
-            where = ("agents", name, "vip_list")
-            _refers(source, where, aref.vip_list, "vip_lists", len(vip_lists))
-            agent_docs[name] = vip_lists[aref.vip_list]
-        fast = (agent_docs, routers)
+        fast = _compact_by_models(data, source)
     agent_vips, routers = fast
     _check_names(source, agent_vips, routers)
-    agents = {name: _agent(source, name, vips) for name, vips in agent_vips.items()}
+    # Agents of one VIP list get equal mappings: check and hash the list once, copy the
+    # mapping for the others (a copy reuses the stored hashes; ipaddress hashes in Python).
+    built: dict[int, dict[IPAddress, AgentVip]] = {}
+    agents: dict[str, dict[IPAddress, AgentVip]] = {}
+    for name, vips in agent_vips.items():
+        first = built.get(id(vips))
+        if first is None:
+            agents[name] = built[id(vips)] = _agent(source, name, vips)
+        else:
+            agents[name] = dict(first)
     return ObservedState(agents=agents, routers=routers)
+
+
+def _compact_by_models(data: dict[str, Any], source: str) -> _Read:
+    """The compact form read through the pydantic models: what the fast reader gives for a
+    valid document, and the documented errors for any other."""
+    try:
+        doc = _CompactDoc.model_validate(data)
+    except ValidationError as err:
+        raise _problems(err, source, compact=True) from err
+    lists = [_router("", r).objects for r in doc.object_lists]
+    routers: dict[str, ObservedRouter] = {}
+    for name, ref in doc.routers.items():
+        _refers(source, ("routers", name, "objects"), ref.objects, "object_lists", len(lists))
+        objects = lists[ref.objects]
+        if ref.removed is not None:
+            objects = objects - _router("", ref.removed).objects
+        if ref.added is not None:
+            objects = objects | _router("", ref.added).objects
+        routers[name] = ObservedRouter(name=name, objects=objects, pool=_pool(ref))
+    vip_lists = [[_agent_vip(v) for v in vips] for vips in doc.vip_lists]
+    agent_docs: dict[str, list[AgentVip]] = {}
+    for name, aref in doc.agents.items():
+        where = ("agents", name, "vip_list")
+        _refers(source, where, aref.vip_list, "vip_lists", len(vip_lists))
+        agent_docs[name] = vip_lists[aref.vip_list]
+    return agent_docs, routers
 
 
 # ------------------------------------------------------------------------------- fast reader
@@ -705,6 +729,9 @@ _ROUTER_KEYS = frozenset(("routes", "pbr", "bindings"))
 _PBR_KEYS = frozenset(("seq", "prefix", "next_hop"))
 #: Most objects a router may differ by from an already built router to share its set.
 _SHARE_LIMIT = 0.25
+#: Reading, a set is built from an earlier one when fewer objects differ than this share of it:
+#: copying a set reuses its stored hashes, and a route's hash runs in Python (ipaddress).
+_REUSE_LIMIT = 0.75
 
 
 def _need(ok: bool) -> None:
@@ -733,8 +760,8 @@ class _FastReader:
     """
 
     def __init__(self) -> None:
-        self._addresses: dict[str, IPAddress] = {}
-        self._prefixes: dict[str, IPNetwork] = {}
+        self._addresses: _Memo[IPAddress] = _Memo(_address_text)
+        self._prefixes: _Memo[IPNetwork] = _Memo(_prefix_text)
         self._objects: dict[tuple[Any, ...], OwnedObject] = {}
         self._by_content: dict[tuple[tuple[Any, ...], ...], frozenset[OwnedObject]] = {}
         self._bases: list[tuple[set[tuple[Any, ...]], frozenset[OwnedObject]]] = []
@@ -793,37 +820,14 @@ class _FastReader:
         return name
 
     def _address(self, text: object) -> IPAddress:
-        _need(type(text) is str)
-        assert isinstance(text, str)
-        found = self._addresses.get(text)
-        if found is None:
-            packed = _packed4(text)
-            found = ipaddress.IPv4Address(packed) if packed else _address(text)
-            self._addresses[text] = found
-        return found
-
-    def _prefix(self, text: object) -> IPNetwork:
-        _need(type(text) is str)
-        assert isinstance(text, str)
-        found = self._prefixes.get(text)
-        if found is None:
-            packed = _packed4(text[:-3]) if text.endswith("/32") else None
-            if packed:
-                found = ipaddress.IPv4Network((int.from_bytes(packed, "big"), 32))
-            else:
-                found = _prefix(text)
-            self._prefixes[text] = found
-        return found
+        return self._addresses[text]  # type: ignore[index]  # _Memo checks the type
 
     def _addresses_of(self, items: object) -> list[IPAddress]:
         _need(type(items) is list)
         assert isinstance(items, list)
-        # Mostly strings seen before (DIPs recur): look them up in C. Only str keys are
-        # cached, so a non-string never matches (an unhashable one raises TypeError: models).
-        found: list[IPAddress | None] = list(map(self._addresses.get, items))
-        if all(found):  # ipaddress values are always true
-            return found  # type: ignore[return-value]
-        return [self._address(a) for a in items]
+        # Mostly strings seen before (DIPs recur): looked up in C, only new ones parsed (an
+        # unhashable item raises TypeError: the models report it).
+        return list(map(self._addresses.__getitem__, items))
 
     def _agent(self, doc: object) -> list[AgentVip]:
         _need(type(doc) is dict)
@@ -840,9 +844,10 @@ class _FastReader:
         _need(keys <= _VIP_KEYS and keys >= _VIP_REQUIRED)
         transit = doc.get("transit")
         drain = doc.get("drain")
+        mode = doc["mode"]
         return AgentVip(
             address=self._address(doc["address"]),
-            mode=_mode(doc["mode"]),
+            mode=_MODES[mode] if type(mode) is str and mode in _MODES else _mode(mode),
             dips=tuple(self._addresses_of(doc["dips"])),
             flow_tracking=_bool(doc["flow_tracking"]),
             generation=_GENERATION(doc["generation"]) if "generation" in keys else None,
@@ -886,19 +891,26 @@ class _FastReader:
         content = (tuple(route_keys), tuple(other_keys))
         found = self._by_content.get(content)
         if found is None:
-            for key in itertools.filterfalse(self._objects.__contains__, route_keys):
-                self._objects[key] = self._route(key)
+            new = list(dict.fromkeys(itertools.filterfalse(self._objects.__contains__, route_keys)))
+            if new:
+                self._objects.update(zip(new, self._routes(new), strict=True))
             found = self._by_content[content] = self._share([*route_keys, *other_keys])
         return found
 
-    def _route(self, key: tuple[Any, ...]) -> StaticRoute:
-        prefix_text, next_hop_text, distance, tag = key
-        prefix, next_hop = self._prefix(prefix_text), self._address(next_hop_text)
-        _need(type(distance) is int and type(tag) is int)
-        _DISTANCE(distance)
-        _TAG(tag)
-        _need(prefix.version == next_hop.version)
-        return StaticRoute(prefix, next_hop, distance, tag)
+    def _routes(self, keys: list[tuple[Any, ...]]) -> list[StaticRoute]:
+        """The routes of ``keys`` (prefix, next hop, distance, tag: str or int each), checked
+        column by column in C: what checking each route on its own accepts, no more."""
+        prefix_texts, hop_texts, distances, tags = zip(*keys, strict=True)
+        _need(set(map(type, prefix_texts)) == _STR and set(map(type, hop_texts)) == _STR)
+        _need(set(map(type, distances)) == _INT and set(map(type, tags)) == _INT)
+        _DISTANCE(min(distances))
+        _DISTANCE(max(distances))
+        _TAG(min(tags))
+        _TAG(max(tags))
+        prefixes = list(map(self._prefixes.__getitem__, prefix_texts))
+        hops = list(map(self._addresses.__getitem__, hop_texts))
+        _need(_SAME_FAMILY.issuperset(zip(map(type, prefixes), map(type, hops), strict=True)))
+        return list(map(StaticRoute, prefixes, hops, distances, tags))
 
     def _rule(self, item: dict[str, Any]) -> tuple[Any, ...]:
         seq = item["seq"]
@@ -907,7 +919,7 @@ class _FastReader:
         _need(item.keys() == _PBR_KEYS)
         key = ("p", seq, item["prefix"], item["next_hop"])
         if key not in self._objects:
-            prefix, next_hop = self._prefix(item["prefix"]), self._address(item["next_hop"])
+            prefix, next_hop = self._prefixes[item["prefix"]], self._address(item["next_hop"])
             _TAG(seq)
             _need(prefix.version == next_hop.version)
             self._objects[key] = PbrRule(seq, prefix, next_hop)
@@ -926,16 +938,52 @@ class _FastReader:
         mine = set(keys)
         objects = self._objects
         for base_keys, base in self._bases:
-            if abs(len(base_keys) - len(mine)) > len(mine) * _SHARE_LIMIT:
+            if abs(len(base_keys) - len(mine)) > len(mine) * _REUSE_LIMIT:
                 continue
             gone = base_keys - mine
             new = mine - base_keys
-            if len(gone) + len(new) <= len(mine) * _SHARE_LIMIT:
+            if len(gone) + len(new) <= len(mine) * _REUSE_LIMIT:
                 out = base.difference([objects[k] for k in gone])
                 return out.union([objects[k] for k in new]) if new else out
         built = frozenset(objects[k] for k in mine)
         self._bases.append((mine, built))
         return built
+
+
+_T = TypeVar("_T")
+
+
+class _Memo(dict[str, _T]):
+    """Parsed values by their JSON text: a list of texts is looked up in C (``map``), and only
+    a text not seen before is parsed (``parse`` raises for a bad one, or a non-string)."""
+
+    __slots__ = ("_parse",)
+
+    def __init__(self, parse: Callable[[object], _T]) -> None:
+        super().__init__()
+        self._parse = parse
+
+    def __missing__(self, text: str) -> _T:
+        value = self[text] = self._parse(text)
+        return value
+
+
+def _address_text(text: object) -> IPAddress:
+    _need(type(text) is str)
+    assert isinstance(text, str)
+    try:  # the usual dotted quad, parsed in C (see _packed4)
+        return ipaddress.IPv4Address(int.from_bytes(socket.inet_pton(socket.AF_INET, text)))
+    except (OSError, ValueError):
+        return _address(text)
+
+
+def _prefix_text(text: object) -> IPNetwork:
+    _need(type(text) is str)
+    assert isinstance(text, str)
+    packed = _packed4(text[:-3]) if text.endswith("/32") else None
+    if packed:
+        return ipaddress.IPv4Network((int.from_bytes(packed, "big"), 32))
+    return _prefix(text)
 
 
 def _packed4(text: str) -> bytes | None:
@@ -950,6 +998,15 @@ def _packed4(text: str) -> bytes | None:
 
 
 _ROUTE_VALUES = operator.itemgetter("prefix", "next_hop", "distance", "tag")
+_STR = {str}
+_INT = {int}
+_SAME_FAMILY = frozenset(
+    (
+        (ipaddress.IPv4Network, ipaddress.IPv4Address),
+        (ipaddress.IPv6Network, ipaddress.IPv6Address),
+    )
+)
+_MODES = {mode.value: mode for mode in Mode}
 _GENERATION = _int_check(0, 2**63 - 1)
 _DISTANCE = _int_check(1, 255)
 _TAG = _int_check(1, MAX_TAG)

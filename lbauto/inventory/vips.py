@@ -105,6 +105,7 @@ def _salvage(raw: object, failed: dict[Loc, set[str]]) -> Iterable[tuple[int, Vi
 def _check_dips(rep: Reporter, index: int, entry: VipEntry, item: object) -> None:
     vip, dips = entry.address, entry.dips
     texts = item.get("dips") if isinstance(item, YMap) else None
+    written = item.get("address") if isinstance(item, YMap) else None
     # The usual case, checked on the text (IPv4 text is canonical, and hashing text is much
     # cheaper than hashing ``ipaddress`` objects): IPv4 DIPs, unique, none equal to the VIP.
     if (
@@ -112,7 +113,7 @@ def _check_dips(rep: Reporter, index: int, entry: VipEntry, item: object) -> Non
         and type(vip) is ipaddress.IPv4Address
         and _V4_ONLY.issuperset(map(type, dips))
         and len(set(texts)) == len(texts)
-        and str(vip) not in texts
+        and (written if type(written) is str else str(vip)) not in texts
     ):
         return
     seen: set[IPAddress] = set()
@@ -136,6 +137,10 @@ def _check_unique(rep: Reporter, raw: object, valid: dict[int, VipEntry]) -> Non
     """Names and addresses of every entry, valid or not, so duplicates are reported too."""
     if not isinstance(raw, YSeq):
         return
+    if len(valid) == len(raw):  # the usual case: every entry valid, names and addresses unique
+        names = {entry.name for entry in valid.values()}
+        if len(names) == len(raw) and len({entry.address for entry in valid.values()}) == len(raw):
+            return
     by_name: dict[str, int] = {}
     by_address: dict[IPAddress, tuple[str | None, int]] = {}
     for index, line in enumerate(raw.lines):
