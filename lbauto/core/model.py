@@ -237,6 +237,12 @@ class StaticRoute:
     distance: int
     tag: int
 
+    def __hash__(self) -> int:
+        # The generated hash would hash the ip_network and ip_address, both in Python (hex()
+        # and all): state files and plans put 27,000 routes a router into sets. Their slot
+        # values hash in C, and equal routes have equal keys (kept by dataclass: explicit).
+        return hash((*net_key(self.prefix), *addr_key(self.next_hop), self.distance, self.tag))
+
     @property
     def kind(self) -> str:
         return "static"
@@ -253,6 +259,10 @@ class PbrRule:
     seq: int
     prefix: IPNetwork
     next_hop: IPAddress
+
+    def __hash__(self) -> int:
+        # As StaticRoute's: C-level keys instead of ipaddress's Python-level hashes.
+        return hash((self.seq, *net_key(self.prefix), *addr_key(self.next_hop)))
 
     @property
     def kind(self) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -282,3 +284,31 @@ def ipaddress_private_slots_are_read() -> bool:
     from lbauto.core import model
 
     return model.FAST_KEYS  # on CPython 3.11-3.13 the fast path must be the one that runs
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(_objects)
+def test_equal_objects_hash_equal(obj: OwnedObject) -> None:
+    """StaticRoute and PbrRule hash their fields' C-level keys (model.py): equal objects built
+    from separately parsed values must hash equal, or sets and diffs would miss them."""
+    fields: dict[str, Any] = {k: _reparsed(v) for k, v in vars(obj).items()}
+    twin = dataclasses.replace(obj, **fields)
+    assert twin == obj and twin is not obj
+    assert hash(twin) == hash(obj)
+    assert len({obj, twin}) == 1
+
+
+def _reparsed(value: object) -> object:
+    """The same value as a new object (addresses parsed again from their text)."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return ipaddress.ip_network(str(value))
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return ipaddress.ip_address(str(value))
+    return value
+
+
+def test_the_route_hashes_are_the_models_own() -> None:
+    # dataclass(frozen=True) keeps an explicit __hash__; if it ever replaced it, the fast hash
+    # (and its reason) would be silently gone.
+    assert StaticRoute.__hash__.__qualname__ == "StaticRoute.__hash__"
+    assert PbrRule.__hash__.__qualname__ == "PbrRule.__hash__"
