@@ -78,6 +78,19 @@ _NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
 
 
 @functools.lru_cache(maxsize=64)
+@functools.cache
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs: compiling the five platforms' templates cost
+    every rendering command (plan, render, push) 0.15-0.3 s. Jinja's own file cache: a
+    directory of this user's only (it refuses one others can write), entries keyed by the
+    template's file and checked against its source, so an edited template compiles again.
+    None (compile each run) where no such directory can be made."""
+    try:
+        return jinja2.FileSystemBytecodeCache(pattern="__lbauto_%s.cache")
+    except (OSError, RuntimeError):
+        return None
+
+
 def _environment(folder: str, template_dir: Path | None) -> jinja2.Environment:
     """One cached Environment per (platform folder, override dir): templates compile once."""
     paths = [BUILTIN_TEMPLATES / folder]
@@ -86,6 +99,7 @@ def _environment(folder: str, template_dir: Path | None) -> jinja2.Environment:
     # Sandboxed: an inventory's override templates are data from the inventory, not code.
     return ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(p) for p in paths]),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,
