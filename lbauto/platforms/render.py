@@ -342,8 +342,10 @@ def _context(
     added = _additions(add)
     add_routes, add_rules, add_bindings, add_bgp = added.split
     # bgp_context reads only the BGP objects of each collection: one pass over ``observed``
-    # (a whole router's objects) instead of two.
-    bgp_observed = [o for o in observed if isinstance(o, BGP_TYPES)]
+    # (a whole router's objects) instead of two, and none for a change without BGP objects
+    # (everything BGP the templates print is a row of the change; a big plan's summary
+    # previews dozens of drifted routers, 27,000 observed objects each).
+    bgp_observed = [o for o in observed if isinstance(o, BGP_TYPES)] if rm_bgp or add_bgp else []
     bgp = bgp_context(router, rm_bgp, add_bgp, bgp_observed)
     _check_numbers(router, rm_routes + add_routes, rm_rules + add_rules)
 
