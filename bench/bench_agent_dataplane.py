@@ -13,11 +13,14 @@
 - flow-table memory per tracked flow (kernel slab growth for 200,000 IPv4 entries).
 
 Figures on a shared 2-core machine are noisy: run it on a quiet machine, read the ratios.
-``--quick`` skips iperf3/connection rates (flow listing and drain latency only).
+``--quick`` skips iperf3/connection rates (flow listing and drain latency only: bench/run takes
+the paths from bench_dataplane.py, which measures them in rounds); ``--sizes 10000,100000``
+lists fewer flow-table sizes (the memory figure still fills 200,000 entries).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import statistics
@@ -40,6 +43,10 @@ VIPS = {4: "192.0.2.10", 6: "2001:db8:10::10"}
 AGENT = {4: "198.51.100.10", 6: "2001:db8:100::10"}
 SECONDS = 5
 SIZES = (10_000, 100_000, 200_000)
+#: Flow entries of the memory figure, whatever ``--sizes`` lists: the slab is the machine's,
+#: so fewer entries let other jobs' allocations weigh more (142 bytes per flow from 100k on a
+#: busy machine against 101-108 from 200k)
+MEMORY_ENTRIES = 200_000
 T = TypeVar("T")
 
 
@@ -111,7 +118,7 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - t0, out
 
 
-def listing(net: Net) -> list[tuple[str, int, float, float, float, float]]:
+def listing(net: Net, sizes: tuple[int, ...]) -> list[tuple[str, int, float, float, float, float]]:
     """(family, entries, netlink count s, netlink list s, API count s, nft -j s)."""
     dp = NftDataplane()
     rows = []
@@ -122,7 +129,7 @@ def listing(net: Net) -> list[tuple[str, int, float, float, float, float]]:
             c.put_vip(addr(vip), mode=Mode.MULTI, dips=d, flow_tracking=True)
             sfx = suffix(addr(vip))
             kind, name = ("map", f"f{sfx}") if v == 4 else ("set", f"x{sfx}")
-            for n in SIZES:
+            for n in sizes:
                 fill(net, v, n)
                 t_count, counts = in_netns(
                     net.ns_agt, partial(timed, partial(dp.flow_counts, "lbauto", sfx))
@@ -175,23 +182,28 @@ def drain_latency(net: Net, v: int, runs: int = 5) -> tuple[list[float], list[fl
     return counted, ended
 
 
-def flow_memory(net: Net) -> float:
-    """Bytes of kernel slab per IPv4 flow entry (added from user space)."""
+def flow_memory(net: Net, n: int) -> float:
+    """Bytes of kernel slab per IPv4 flow entry (``n`` added from user space)."""
     with net.client() as c:
         d = addr(net.dip4["d1"])
         c.put_vip(addr(VIPS[4]), mode=Mode.MULTI, dips=[d], flow_tracking=True)
     fill(net, 4, 0)
     time.sleep(0.5)
     before = slab_kb()
-    fill(net, 4, 200_000)
+    fill(net, 4, n)
     time.sleep(0.5)
     after = slab_kb()
     fill(net, 4, 0)
-    return (after - before) * 1024 / 200_000
+    return (after - before) * 1024 / n
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="no iperf3 / connection rates")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="flow-table sizes")
+    args = ap.parse_args()
+    quick = args.quick
+    sizes = tuple(int(x) for x in args.sizes.split(","))
     if not quick and not shutil.which("iperf3"):
         sys.exit("iperf3 is not installed (apt-get install iperf3)")
     rows: list[tuple[str, float, float]] = []
@@ -211,9 +223,9 @@ def main() -> None:
             finally:
                 server.kill()
                 server.wait()
-        lists = listing(net)
+        lists = listing(net, sizes)
         drains = {v: drain_latency(net, v) for v in (4, 6)}
-        per_flow = flow_memory(net)
+        per_flow = flow_memory(net, MEMORY_ENTRIES)
     if rows:
         print(f"{'path':<30} {'Gbit/s':>8} {'x direct':>9} {'conn/s':>8} {'x direct':>9}")
         for i, (name, gbps, rate) in enumerate(rows):
@@ -230,7 +242,8 @@ def main() -> None:
               f"(max {max(counted):.3f}); drain ended after median "
               f"{statistics.median(ended):.3f} s (max {max(ended):.3f})")  # fmt: skip
     print(f"\nflow table: {per_flow:.0f} bytes of kernel slab per tracked IPv4 flow "
-          f"(200000 entries; {per_flow * 1e6 / 2**20:.0f} MiB per million flows)")  # fmt: skip
+          f"({MEMORY_ENTRIES} entries; {per_flow * 1e6 / 2**20:.0f} MiB per million "
+          "flows)")  # fmt: skip
 
 
 if __name__ == "__main__":

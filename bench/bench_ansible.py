@@ -1,6 +1,7 @@
 """Control plane beside its peer: lbauto's render against Ansible's ``template`` module.
 
-    .venv/bin/python bench/bench_ansible.py [--vips 1000] [--routers 10,100] [--runs 3] [--json]
+    .venv/bin/python bench/bench_ansible.py [--vips 1000,10000] [--routers 10,100] [--runs 3]
+        [--sizes 1000x5,1000x100,10000x100] [--ansible-budget 600] [--json]
 
 The same hosts (FRR routers, static routes) and VIPs (bench/bench_core.py's mix); both
 render lbauto's own FRR template (templates/frr/config.j2) into one full config per router:
@@ -13,8 +14,11 @@ render lbauto's own FRR template (templates/frr/config.j2) into one full config 
   clock starts, so Ansible is timed on rendering and writing alone, from process start to exit.
 
 Each Ansible output is compared with lbauto's (the same bytes), so both did the same work.
-Where a size would take Ansible more than ``--ansible-budget`` seconds (default 600) by the
-per-host time of the smaller size, it is extrapolated and marked so, not run.
+Sizes run in order (VIP counts, then router counts within each; or ``--sizes`` as given).
+Where a size would take Ansible more than ``--ansible-budget`` seconds (default 600) for its
+runs, by the per-host time measured at a smaller fleet of the same VIP count (or, for a larger
+VIP count, at the largest one measured, scaled by the VIPs), Ansible is not run there and its
+time is extrapolated and marked so, with the basis.
 """
 
 from __future__ import annotations
@@ -125,11 +129,53 @@ def same_output(a: Path, b: Path) -> bool:
     )
 
 
+def one_size(
+    args: argparse.Namespace, v: int, n: int, per_host: dict[int, float]
+) -> dict[str, Any]:
+    """lbauto and Ansible on ``v`` VIPs x ``n`` FRR routers, in alternation, or lbauto alone
+    with Ansible's time extrapolated: from its seconds per host at ``v`` VIPs if a smaller
+    fleet measured it, else from the largest VIP count measured, scaled by the VIPs (its
+    render is the template's loop over them; the per-host overhead is scaled too, so the
+    estimate errs high)."""
+    row: dict[str, Any] = {"vips": v, "routers": n, "lbauto": [], "ansible": []}
+    est = basis = None
+    if v in per_host:
+        est, basis = per_host[v] * n, f"{v} VIPs, smaller fleet"
+    elif per_host:
+        w = max(per_host)
+        est, basis = per_host[w] * v / w * n, f"{w} VIPs, scaled by VIPs"
+    run_ansible = est is None or est * args.runs <= args.ansible_budget
+    with tempfile.TemporaryDirectory(prefix="dp-ansible-") as tmp:
+        root = Path(tmp)
+        inv = root / "inv"
+        inv.mkdir()
+        write_inventory(inv, v, n)
+        frr_hosts(inv, n)
+        if run_ansible:
+            ansible_vars(inv, root / "ansible")
+        for i in range(args.runs):  # the two in alternation
+            out = str(root / "lbauto-out") if i == 0 and run_ansible else ""
+            res = subprocess.run([sys.executable, __file__, "--child", f"{inv},{out}"],
+                                 check=True, capture_output=True, text=True)  # fmt: skip
+            row["lbauto"].append(json.loads(res.stdout))
+            if run_ansible:
+                row["ansible"].append(ansible_run(root / "ansible"))
+        if run_ansible:
+            row["same_output"] = same_output(root / "lbauto-out", root / "ansible" / "out")
+            per_host[v] = statistics.median(x["wall_s"] for x in row["ansible"]) / n
+        else:
+            row["ansible_extrapolated_s"] = est
+            row["extrapolated_from"] = basis
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--vips", type=int, default=1000)
+    ap.add_argument("--vips", default="1000", help="comma-separated VIP counts")
     ap.add_argument("--routers", default="10,100")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sizes", help="VIPSxROUTERS,... in this order (instead of the product "
+                    "of --vips and --routers), e.g. 1000x5,1000x100,10000x100")  # fmt: skip
     ap.add_argument("--ansible-budget", type=float, default=600.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -141,34 +187,15 @@ def main() -> None:
     if not (Path(sys.executable).parent / "ansible-playbook").exists():
         sys.exit("ansible-core is not installed (pip install -e '.[bench]')")
     rows: list[dict[str, Any]] = []
-    per_host: float | None = None
+    #: Ansible's measured seconds per host, by VIP count: the basis of every extrapolation.
+    per_host: dict[int, float] = {}
     load = [os.getloadavg()[0]]
-    for n in (int(x) for x in args.routers.split(",")):
-        with tempfile.TemporaryDirectory(prefix="dp-ansible-") as tmp:
-            root = Path(tmp)
-            inv = root / "inv"
-            inv.mkdir()
-            write_inventory(inv, args.vips, n)
-            frr_hosts(inv, n)
-            ansible_vars(inv, root / "ansible")
-            row: dict[str, Any] = {"vips": args.vips, "routers": n, "lbauto": [], "ansible": []}
-            est = per_host * n if per_host is not None else None
-            run_ansible = est is None or est * args.runs <= args.ansible_budget
-            for i in range(args.runs):  # the two in alternation
-                out = str(root / "lbauto-out") if i == 0 else ""
-                res = subprocess.run([sys.executable, __file__, "--child", f"{inv},{out}"],
-                                     check=True, capture_output=True, text=True)  # fmt: skip
-                row["lbauto"].append(json.loads(res.stdout))
-                if run_ansible:
-                    row["ansible"].append(ansible_run(root / "ansible"))
-            if run_ansible:
-                row["same_output"] = same_output(root / "lbauto-out", root / "ansible" / "out")
-                med = statistics.median(x["wall_s"] for x in row["ansible"])
-                per_host = med / n
-            else:
-                row["ansible_extrapolated_s"] = est
-            rows.append(row)
-            load.append(os.getloadavg()[0])
+    sizes = [(int(v), int(n)) for v in args.vips.split(",") for n in args.routers.split(",")]
+    if args.sizes:
+        sizes = [(int(v), int(n)) for v, n in (x.split("x") for x in args.sizes.split(","))]
+    for v, n in sizes:
+        rows.append(one_size(args, v, n, per_host))
+        load.append(os.getloadavg()[0])
     doc = {"rows": rows, "load": load, "runs": args.runs}
     for r in rows:
         lw = [x["wall_s"] for x in r["lbauto"]]
@@ -184,7 +211,8 @@ def main() -> None:
                      f"{statistics.median(aw) / statistics.median(lw):.0f}x lbauto; "
                      f"same bytes: {r['same_output']}")  # fmt: skip
         else:
-            line += f"Ansible extrapolated {r['ansible_extrapolated_s']:.0f} s (not run)"
+            line += (f"Ansible extrapolated {r['ansible_extrapolated_s']:.0f} s (not run; from "
+                     f"{r['extrapolated_from']})")  # fmt: skip
         print(line)
     print(f"load average: {load}")
     if args.json:

@@ -5,9 +5,10 @@ Usage: ``python bench/bench_inventory.py [--vips 1000,10000,100000] [--routers 1
 ``--hostile``: time and count the output of hostile inventories (symlinked secrets, an alias
 bomb, a 50 MB junk file, a flood of bad entries); it uses only ``load_inventory(path)``, so it
 also runs against older versions of lbauto (``PYTHONPATH=<old checkout>``).
-Target (issue 2): 10,000 VIPs load in well under 0.5 s. Prints one line per size (best of 5):
-the whole load, then the same load with PyYAML instead of the fast line reader (does
-``_fastyaml`` still pay?), then the routers alone (Nornir's loader + lbauto's checks).
+Target (issue 2): 10,000 VIPs load in well under 0.5 s. Prints one line per size (best of
+``--repeat`` loads, default 5): the whole load, then the same load with PyYAML instead of the
+fast line reader (does ``_fastyaml`` still pay?), then the routers alone (Nornir's loader +
+lbauto's checks).
 """
 
 from __future__ import annotations
@@ -56,10 +57,10 @@ def write_inventory(root: Path, n_vips: int, n_routers: int, seed: int = 42) -> 
     (root / "vips.yaml").write_text("".join(lines))
 
 
-def best_of_5(root: Path) -> tuple[float, float, int]:
+def best_of(root: Path, repeat: int) -> tuple[float, float, int]:
     wall = cpu = float("inf")
     dips = 0
-    for _ in range(5):
+    for _ in range(repeat):
         parse_address.cache_clear()  # every run cold, as in a fresh process
         start, start_cpu = time.perf_counter(), time.process_time()
         inv = load_inventory(root)
@@ -140,6 +141,7 @@ def main() -> None:
     parser.add_argument("--vips", default="1000,10000,100000")
     parser.add_argument("--routers", type=int, default=100)
     parser.add_argument("--hostile", action="store_true", help="time hostile inventories")
+    parser.add_argument("--repeat", type=int, default=5, help="loads per figure (best of N)")
     args = parser.parse_args()
     if args.hostile:
         hostile()
@@ -148,15 +150,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             write_inventory(root, n, args.routers)
-            wall, cpu, dips = best_of_5(root)
+            wall, cpu, dips = best_of(root, args.repeat)
             print(
                 f"load_inventory: {n:>7} VIPs ({dips:>6} DIPs) x {args.routers} routers: "
-                f"{wall * 1000:7.1f} ms wall, {cpu * 1000:7.1f} ms CPU (best of 5)"
+                f"{wall * 1000:7.1f} ms wall, {cpu * 1000:7.1f} ms CPU (best of {args.repeat})"
             )
             fast = _fastyaml.parse
             _fastyaml.parse = _no_fast_reader
             try:
-                wall, cpu, _ = best_of_5(root)
+                wall, cpu, _ = best_of(root, args.repeat)
             finally:
                 _fastyaml.parse = fast
             print(
@@ -164,7 +166,7 @@ def main() -> None:
                 f"{cpu * 1000:7.1f} ms CPU"
             )
             (root / "vips.yaml").write_text("vips: []\n")
-            wall, cpu, _ = best_of_5(root)
+            wall, cpu, _ = best_of(root, args.repeat)
             print(
                 f"  routers only ({args.routers}, via Nornir): {wall * 1000:7.1f} ms wall, "
                 f"{cpu * 1000:7.1f} ms CPU"

@@ -16,7 +16,8 @@ timings (open, pending-commit read, running-config read: a driver that sleeps fo
 threads), so 100 routers are observed at the pace real routers with CPUs of their own would
 answer, which this 2-core host cannot give 100 FRR instances.
 
-    .venv/bin/python bench/bench_push.py [--iterations 40] [--rounds 5] [--prefix lbpb] [--keep]
+    .venv/bin/python bench/bench_push.py [--iterations 40] [--rounds 5] [--observe-rounds N]
+        [--serial-up-to 20] [--prefix lbpb] [--keep]
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Timed:
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._driver, name)
-        if name not in ("has_pending_commit", "get_config"):
+        if name not in TIMED:
             return target
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -91,6 +92,12 @@ class Timed:
         return call
 
 
+#: The observation reads timed on the real routers (and replayed): the FRR driver reads the
+#: pending commit and the running config in one round trip (``_pending_and_running``), other
+#: drivers make the two NAPALM calls.
+TIMED = ("has_pending_commit", "get_config", "_pending_and_running")
+
+
 class Replay:
     """Answers like the router it was recorded from, after the time that router took."""
 
@@ -98,18 +105,26 @@ class Replay:
         self._t, self._running = timing, running
 
     def has_pending_commit(self) -> bool:
-        time.sleep(self._t["has_pending_commit"])
+        time.sleep(self._t.get("has_pending_commit", 0.0))
         return False
 
     def get_config(self, retrieve: str = "all", format: str = "text") -> dict[str, str]:
-        time.sleep(self._t["get_config"])
+        time.sleep(self._t.get("get_config", 0.0))
         return {"running": self._running}
 
     def close(self) -> None:
         time.sleep(self._t["close"])
 
 
-def bench_observe(routers: Sequence[Router], rounds: int) -> None:
+class ReplayOneTrip(Replay):
+    """A replay of a router whose driver read both in one round trip, as it did."""
+
+    def _pending_and_running(self) -> tuple[bool, str]:
+        time.sleep(self._t["_pending_and_running"])
+        return False, self._running
+
+
+def bench_observe(routers: Sequence[Router], rounds: int, serial_up_to: int = 20) -> None:
     print(f"\nobservation (observe_routers), median of {rounds}:")
     times: dict[str, list[float]] = {}
     scratch: dict[str, list[float]] = {}
@@ -126,6 +141,11 @@ def bench_observe(routers: Sequence[Router], rounds: int) -> None:
     for n in (1, 5, 20):
         record["to"] = times if n == 1 else scratch
         for workers in (1, DEFAULT_WORKERS):
+            if workers == 1 and n > serial_up_to:
+                skipped = f"not run (--serial-up-to {serial_up_to}): about {n} x one router's time"
+                rows.append(f"| {n} real | 1 | {skipped} | - | - |")
+                print(rows[-1], flush=True)
+                continue
             walls, cpus = [], []
             for _ in range(rounds):
                 c0, t0 = own_cpu(), time.perf_counter()
@@ -149,7 +169,8 @@ def bench_observe(routers: Sequence[Router], rounds: int) -> None:
 
     def replay_open(router: Router) -> Any:
         time.sleep(one["open"])
-        return Replay(one, running)
+        kind = ReplayOneTrip if "_pending_and_running" in one else Replay
+        return kind(one, running)
 
     for n in (1, 100):
         for workers in (1, DEFAULT_WORKERS, 100):
@@ -188,7 +209,10 @@ def percentile(values: Sequence[float], p: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=5, help="parallel pushes: add + remove each")
+    ap.add_argument("--observe-rounds", type=int, help="observation runs per row (--rounds)")
+    ap.add_argument("--serial-up-to", type=int, default=20, metavar="N",
+                    help="observe with one worker only up to N real routers (20)")  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="leave the labs up afterwards")
     ap.add_argument("--prefix", default="lbpb", help="lab name prefix (lbpb: labs lbpb1..3)")
     args = ap.parse_args()
@@ -254,7 +278,7 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         print("\n".join(rows))
-        bench_observe(routers, args.rounds)
+        bench_observe(routers, args.observe_rounds or args.rounds, args.serial_up_to)
     finally:
         if not args.keep:
             for name in names:

@@ -122,7 +122,8 @@ def ansible_lines(doc: dict[str, Any]) -> list[str]:
                        f"| {r['same_output']}")  # fmt: skip
         else:
             est = r["ansible_extrapolated_s"]
-            a_cells = (f"~{est:.0f} (extrapolated from the smaller size, not run) | - "
+            basis = r.get("extrapolated_from", "the smaller size")
+            a_cells = (f"~{est:.0f} (not run: extrapolated from {basis}) | - "
                        f"| ~{est / _m(lw):.0f}x | -")  # fmt: skip
         out.append(f"| {r['vips']:,} | {r['routers']} | {_cell(lw, 3)} | {_m(lc):.3f} "
                    f"| {a_cells} |")  # fmt: skip
@@ -143,14 +144,15 @@ def draw(
     dataplane: dict[str, Any] | None,
     ansible: dict[str, Any] | None,
     core: list[tuple[int, float, float]],
+    img: Path = IMG,
 ) -> list[Path]:
-    """PNGs under docs/img/; returns the files written."""
+    """PNGs under ``img`` (docs/img/); returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    IMG.mkdir(parents=True, exist_ok=True)
+    img.mkdir(parents=True, exist_ok=True)
     written = []
     if dataplane:
         res = dataplane["results"]
@@ -178,7 +180,7 @@ def draw(
             ax.legend(fontsize=8)
         fig.suptitle("Data plane per path (median, bars: range over rounds)")
         fig.tight_layout()
-        path = IMG / "dataplane-paths.png"
+        path = img / "dataplane-paths.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
@@ -205,9 +207,11 @@ def draw(
         ax.set_ylabel("seconds (wall)")
         ax.set_title("Control-plane cost against VIPs")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        handles, labels = ax.get_legend_handles_labels()
+        seen = dict(zip(labels, handles, strict=True))  # one entry per label (sizes repeat)
+        ax.legend(seen.values(), seen.keys(), fontsize=7)
         fig.tight_layout()
-        path = IMG / "cost-vs-vips.png"
+        path = img / "cost-vs-vips.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
