@@ -244,10 +244,16 @@ def processes(net: Net, work: Path) -> Iterator[None]:
                 raise RuntimeError(f"{p.args!r} exited {p.returncode}: see {work}/*.log")
         yield
     finally:
+        # SIGTERM first: a SIGKILLed nginx master leaves its workers running, orphaned.
         for p in procs:
             with suppress(ProcessLookupError):
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 p.kill()
-            p.wait()
+                p.wait()
 
 
 def _spawn(ns: str, log: Path, *argv: str) -> subprocess.Popen[bytes]:

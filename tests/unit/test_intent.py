@@ -271,7 +271,7 @@ _objects = st.one_of(
 )
 
 
-@settings(max_examples=examples(400), deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_objects)
 def test_the_fast_sort_key_is_the_public_one(obj: OwnedObject) -> None:
     """object_sort_key reads ipaddress's slots for speed: it must give the key the public
@@ -286,7 +286,7 @@ def ipaddress_private_slots_are_read() -> bool:
     return model.FAST_KEYS  # on CPython 3.11-3.13 the fast path must be the one that runs
 
 
-@settings(max_examples=examples(400), deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(_objects)
 def test_equal_objects_hash_equal(obj: OwnedObject) -> None:
     """StaticRoute and PbrRule hash their fields' C-level keys (model.py): equal objects built

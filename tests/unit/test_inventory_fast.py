@@ -56,7 +56,7 @@ _text = st.one_of(
 _SUSPECT = {0, 127, 169, 255, *range(224, 240)}
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(_text, max_size=6))
 def test_parse_addresses_agrees_with_parse_address(texts: list[str]) -> None:
     expected = [parse_address(t) for t in texts]
@@ -165,7 +165,7 @@ def _places(doc: object, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return [path]
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(doc=_compact(), data=st.data())
 def test_fast_state_reader_gives_the_models_state_or_declines(
     doc: dict[str, Any], data: st.DataObject
