@@ -5,16 +5,12 @@ records its transactions; tests/integration/test_agent_batch.py has the kernel's
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from lbauto.agent.api import create_app
 from lbauto.agent.client import HttpAgentClient
 from lbauto.agent.dataplane import FlowEntry, RecordingDataplane, TableSpec, suffix
 from lbauto.agent.models import BatchIn
@@ -24,7 +20,7 @@ from lbauto.agent.store import StateStore
 from lbauto.core.model import Drain, Mode, Transit
 from lbauto.errors import AgentError
 from lbauto.play.predict import MemoryAgent
-from tests.unit.test_agent_client import free_port
+from tests.unit.test_agent_client import Served as ClientServed
 
 TOKEN = "batch-test-token"
 ip = ipaddress.ip_address
@@ -46,31 +42,14 @@ class RefusingDataplane(RecordingDataplane):
         super().apply(commands)
 
 
-class Served:
+class Served(ClientServed):
     def __init__(self, tmp: Path) -> None:
-        self.dp = RefusingDataplane()
-        self.state = tmp / "state.json"
-        self.svc = AgentService(TableSpec("lbauto", "veth0"), self.dp, StateStore(self.state))
-        self.port = free_port()
-        cfg = uvicorn.Config(
-            create_app(self.svc, TOKEN), host="127.0.0.1", port=self.port, log_level="critical"
-        )
-        self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(tmp, dataplane=RefusingDataplane(), token=TOKEN)
+        self.dp: RefusingDataplane
 
     def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        super().__enter__()
         return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
     def transactions(self) -> int:
         return len(self.dp.transactions)

@@ -34,13 +34,23 @@ def free_port() -> int:
 
 
 class Served:
-    def __init__(self, tmp: Path, cert: Path | None = None, key: Path | None = None) -> None:
-        svc = AgentService(
-            TableSpec("lbauto", "veth0"), RecordingDataplane(), StateStore(tmp / "s.json")
-        )
+    """A real agent app (recording data plane, no kernel) served by uvicorn on loopback."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        cert: Path | None = None,
+        key: Path | None = None,
+        *,
+        dataplane: RecordingDataplane | None = None,
+        token: str = TOKEN,
+    ) -> None:
+        self.dp = dataplane or RecordingDataplane()
+        self.state = tmp / "s.json"
+        self.svc = AgentService(TableSpec("lbauto", "veth0"), self.dp, StateStore(self.state))
         self.port = free_port()
         cfg = uvicorn.Config(
-            create_app(svc, TOKEN),
+            create_app(self.svc, token),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
